@@ -1,0 +1,13 @@
+"""nctk's entropy layer: frozen integer tables, rANS coders with identical bytes, the container.
+
+Knows nothing of audio, images or tensors. See docs/FORMAT.md for every byte it writes.
+"""
+
+from entropy.coder import CODER_ID, CODER_VERSION, DEFAULT_CHUNK, DEFAULT_LANES, decode_chunks, encode_chunks
+from entropy.errors import NctkError
+from entropy.tables import ParametricFamily, Table, Tables, categorical, from_counts, quantize_pmf
+
+__all__ = [
+    "CODER_ID", "CODER_VERSION", "DEFAULT_CHUNK", "DEFAULT_LANES", "NctkError", "ParametricFamily",
+    "Table", "Tables", "categorical", "decode_chunks", "encode_chunks", "from_counts", "quantize_pmf",
+]
