@@ -41,6 +41,8 @@ def check_inputs(symbols, indexes, tables, lanes: int) -> tuple[np.ndarray, np.n
     sym = np.asarray(symbols)
     if sym.ndim != 1:
         sym = sym.reshape(-1)
+    if sym.size == 0:
+        sym = sym.astype(np.int64)
     if sym.dtype.kind not in "iub":
         raise NctkError(f"symbols must be integers, got dtype {sym.dtype}")
     sym = sym.astype(np.int64, copy=False)

@@ -35,7 +35,7 @@ _ERRORS = {
 def _put(state, lane, start, freq, bits, buf, pos):
     """One encode step on ``lane``; words go backwards into ``buf``; returns the new position."""
     x = state[lane]
-    if x >= freq << (63 - bits):
+    if (x >> (63 - bits)) >= freq:  # x >= freq * 2**(63-bits), without overflowing int64
         pos -= 1
         buf[pos] = x & 0xFFFFFFFF
         x >>= 32

@@ -369,29 +369,41 @@ def _coarse_scale_index(boundaries: np.ndarray) -> np.ndarray:
     return np.concatenate((np.array([lo_cell, hi_cell], dtype=np.int32), idx))
 
 
-def factorized_prior(entropy_bottleneck, precision: int = 16, tail_mass: float | None = None) -> tuple[Tables, np.ndarray]:
+def factorized_prior(entropy_bottleneck, precision: int = 16) -> tuple[Tables, np.ndarray]:
     """Freeze compressai's ``EntropyBottleneck`` into per-channel integer tables.
 
-    Returns ``(tables, medians)``: channel ``c`` codes ``round(y - medians[c])`` with table ``c``. The
-    learned CDF is evaluated once in float64 on CPU; only the integer tables go into files and
-    assets, so decoders never re-evaluate the network.
+    Returns ``(tables, medians)``: channel ``c`` codes ``round(y - medians[c])`` with table ``c``, over
+    the range its learned quantiles cover (anything outside takes the escape). The learned CDF is
+    evaluated once, in float64, from the module's parameters; only the integer tables go into files
+    and assets, so decoders never re-evaluate the network and cannot drift from the encoder.
     """
     import torch
+    import torch.nn.functional as F
 
     eb = entropy_bottleneck
     with torch.no_grad():
         q = eb.quantiles.detach().double().cpu()[:, 0, :]
         medians = q[:, 1]
-        lo = torch.floor(q[:, 0] - medians).long().tolist()
-        hi = torch.ceil(q[:, 2] - medians).long().tolist()
-        out = []
-        for c in range(q.shape[0]):
-            r = torch.arange(lo[c], hi[c] + 1, dtype=torch.float64)
-            x = (r + medians[c]).view(1, 1, -1)
-            lower = eb._logits_cumulative((x - 0.5).float().expand(eb.channels, 1, -1), stop_gradient=True)
-            upper = eb._logits_cumulative((x + 0.5).float().expand(eb.channels, 1, -1), stop_gradient=True)
-            lower, upper = lower[c, 0].double(), upper[c, 0].double()
-            pmf = (torch.sigmoid(upper) - torch.sigmoid(lower)).clamp_min(0).numpy()
-            tail = float(torch.sigmoid(lower[0])) + float(1 - torch.sigmoid(upper[-1]))
-            out.append(Table(precision, lo[c], quantize_pmf(np.append(pmf, tail), precision)))
+        lo = torch.floor(q[:, 0] - medians).long()
+        hi = torch.ceil(q[:, 2] - medians).long()
+        r = torch.arange(int(lo.min()), int(hi.max()) + 1, dtype=torch.float64)
+        x = (r.view(1, 1, -1) + medians.view(-1, 1, 1))
+
+        def logits(v: torch.Tensor) -> torch.Tensor:
+            for i in range(len(eb.filters) + 1):
+                v = torch.matmul(F.softplus(eb.matrices[i].detach().double().cpu()), v)
+                v = v + eb.biases[i].detach().double().cpu()
+                if i < len(eb.filters):
+                    v = v + torch.tanh(eb.factors[i].detach().double().cpu()) * torch.tanh(v)
+            return v
+
+        lower = torch.sigmoid(logits(x - 0.5))[:, 0, :]
+        upper = torch.sigmoid(logits(x + 0.5))[:, 0, :]
+    out = []
+    base = int(lo.min())
+    for c in range(q.shape[0]):
+        a, b = int(lo[c]) - base, int(hi[c]) - base
+        pmf = (upper[c, a : b + 1] - lower[c, a : b + 1]).clamp_min(0).numpy()
+        tail = float(lower[c, a]) + float(1.0 - upper[c, b])
+        out.append(Table(precision, int(lo[c]), quantize_pmf(np.append(pmf, max(tail, 0.0)), precision)))
     return Tables(out), medians.numpy().astype(np.float64)

@@ -1,0 +1,213 @@
+"""rANS coders: exact round trips, reference == Numba bytes, golden streams, corruption handling."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from entropy import coder, rans, rans_numba
+from entropy.errors import CorruptStreamError, FormatError, NctkError
+from entropy.tables import ParametricFamily, Table, Tables, from_counts, quantize_pmf, uniform
+
+
+@st.composite
+def table_sets(draw):
+    precision = draw(st.integers(8, 16))
+    n_tables = draw(st.integers(1, 4))
+    tables = []
+    for _ in range(n_tables):
+        size = draw(st.integers(0, min(300, (1 << precision) - 1)))
+        counts = draw(st.lists(st.integers(0, 10_000), min_size=size, max_size=size))
+        offset = draw(st.integers(-(1 << 31), (1 << 31) - 1 - size))
+        esc = draw(st.sampled_from([0.0, 1.0, 1000.0]))
+        tables.append(from_counts(np.array(counts, dtype=np.float64), offset, precision, esc))
+    return Tables(tables)
+
+
+@st.composite
+def coding_cases(draw):
+    tables = draw(table_sets())
+    n = draw(st.integers(0, 400))
+    idx = np.array(draw(st.lists(st.integers(0, len(tables) - 1), min_size=n, max_size=n)), dtype=np.int64)
+    sym = np.empty(n, dtype=np.int64)
+    for i, t in enumerate(idx):
+        off, size = int(tables.offsets[t]), int(tables.sizes[t])
+        kind = draw(st.sampled_from(["in", "in", "in", "near", "far"]))
+        if kind == "in" and size > 0:
+            sym[i] = off + draw(st.integers(0, size - 1))
+        elif kind == "near":
+            sym[i] = max(-(1 << 31), min((1 << 31) - 1, off + draw(st.integers(-3, size + 3))))
+        else:
+            sym[i] = draw(st.integers(-(1 << 31), (1 << 31) - 1))
+    lanes = draw(st.sampled_from([1, 2, 3, 8, 13, 32]))
+    return sym, idx, tables, lanes
+
+
+@settings(max_examples=150, deadline=None)
+@given(coding_cases())
+def test_reference_round_trip_and_numba_bytes_identical(case):
+    sym, idx, tables, lanes = case
+    ref = rans.encode(sym, idx, tables, lanes=lanes)
+    assert rans_numba.encode(sym, idx, tables, lanes=lanes) == ref
+    np.testing.assert_array_equal(rans.decode(ref, idx, tables, lanes=lanes), sym)
+    np.testing.assert_array_equal(rans_numba.decode(ref, idx, tables, lanes=lanes), sym)
+
+
+@settings(max_examples=40, deadline=None)
+@given(coding_cases(), st.integers(1, 50))
+def test_chunked_backends_agree(case, chunk_size):
+    sym, idx, tables, lanes = case
+    ref = coder.encode_chunks(sym, idx, tables, chunk_size=chunk_size, lanes=lanes, backend="reference")
+    fast = coder.encode_chunks(sym, idx, tables, chunk_size=chunk_size, lanes=lanes)
+    assert ref == fast
+    counts = [min(chunk_size, len(sym) - a) for a in range(0, max(len(sym), 1), chunk_size)]
+    for backend in coder.BACKENDS:
+        out = coder.decode_chunks(fast, idx, tables, counts, lanes=lanes, backend=backend)
+        np.testing.assert_array_equal(out, sym)
+
+
+def _golden_case():
+    tables = Tables([from_counts(np.array([5, 1, 3, 7, 2]), offset=-2, precision=12),
+                     uniform(3, offset=10, precision=12)])
+    sym = np.array([-2, 0, 2, 10, 11, 12, 1, 100, -1, -70000, 2, 12, 9, 13, 0, 2**31 - 1, -(2**31)])
+    idx = np.array([0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1])
+    return sym, idx, tables
+
+
+GOLDEN_HEX = (
+    "e3e2139c1106000048d6b62c0dee1f01409fc234710200002031364002120000"
+    "887059cdfe1f0000c1ff8713f8ffff7f00000000"
+)
+
+
+def test_golden_stream_bytes():
+    """The exact bytes of a small stream with escapes: any format change must update this on purpose."""
+    sym, idx, tables = _golden_case()
+    data = rans.encode(sym, idx, tables, lanes=4)
+    assert data.hex() == GOLDEN_HEX
+    assert rans_numba.encode(sym, idx, tables, lanes=4).hex() == GOLDEN_HEX
+    np.testing.assert_array_equal(rans.decode(bytes.fromhex(GOLDEN_HEX), idx, tables, lanes=4), sym)
+
+
+def test_golden_large_stream_digest():
+    rng = np.random.default_rng(1234)
+    p = 1.0 / np.arange(1, 257) ** 1.2
+    table = from_counts(np.round(p / p.sum() * 1e6), precision=16)
+    sym = rng.choice(256, 20_000, p=p / p.sum())
+    data = rans_numba.encode(sym, 0, table, lanes=8)
+    assert hashlib.sha256(data).hexdigest() == (
+        "68d5706843d883ca0d997f47fdc49397d67a030d9079bb8a3c49745e10225add"
+    )
+    assert rans.encode(sym, 0, table, lanes=8) == data
+
+
+def test_size_close_to_cross_entropy():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(64) * 0.3)
+    table = from_counts(p * 1e9, precision=16)
+    sym = rng.choice(64, 200_000, p=p)
+    data = rans_numba.encode(sym, 0, table, lanes=8)
+    q = table.freqs[:-1] / 65536.0
+    ideal = -np.log2(q[sym]).sum() / 8
+    assert len(data) <= ideal * 1.001 + 8 * 8 + 8
+
+
+def test_truncated_or_corrupted_streams_raise_clean_errors():
+    rng = np.random.default_rng(5)
+    table = from_counts(rng.integers(1, 50, 40), precision=14)
+    sym = rng.integers(-5, 45, 3000)
+    data = rans.encode(sym, 0, table, lanes=4)
+    for cut in (0, 7, 8 * 4, len(data) - 4, len(data) - 1):
+        with pytest.raises(FormatError):
+            rans_numba.decode(data[:cut], 0, table, len(sym), lanes=4)
+    flips = 0
+    for i in range(0, len(data), 7):
+        bad = bytearray(data)
+        bad[i] ^= 1 << (i % 8)
+        try:
+            out = rans_numba.decode(bytes(bad), 0, table, len(sym), lanes=4)
+        except CorruptStreamError:
+            flips += 1
+            continue
+        assert not np.array_equal(out, sym)  # undetected flips at least change the output
+    assert flips > 0
+    with pytest.raises(CorruptStreamError):
+        rans.decode(data[:-4], 0, table, len(sym), lanes=4)
+
+
+def test_argument_errors():
+    t = uniform(4)
+    with pytest.raises(NctkError):
+        rans.encode([1.5], 0, t)
+    with pytest.raises(NctkError):
+        rans_numba.encode([1, 2], [0, 1], t)
+    with pytest.raises(NctkError):
+        rans.encode([1], 0, t, lanes=0)
+    with pytest.raises(NctkError):
+        rans_numba.decode(b"", 0, t)
+    with pytest.raises(NctkError):
+        coder.encode_chunks([1], 0, t, backend="gpu-magic")
+
+
+def test_empty_input():
+    t = uniform(4)
+    data = rans.encode([], 0, t, lanes=3)
+    assert data == rans_numba.encode(np.empty(0, np.int64), 0, t, lanes=3)
+    assert len(rans_numba.decode(data, 0, t, 0, lanes=3)) == 0
+
+
+# ------------------------------------------------------------------------------ parametric families
+
+@pytest.fixture(scope="module")
+def family():
+    return ParametricFamily(n_scales=24, n_frac=8, scale_max=64.0)
+
+
+def test_family_index_exact_at_boundaries(family):
+    b = family.boundaries
+    scales = np.concatenate([b, np.nextafter(b, 0), np.nextafter(b, np.inf), [1e-30, 0.0, -1.0, 1e30, np.inf],
+                             np.geomspace(1e-3, 1e3, 500)])
+    means = np.linspace(-3, 3, len(scales))
+    means[:8] = [0.0, -0.0, 0.125, -0.125, 0.9999999, -1e-12, 2.5, -2.5]
+    ref_idx, ref_base = family.index(means, scales)
+    idx = np.empty(len(scales), np.int64)
+    base = np.empty(len(scales), np.int64)
+    bounds = np.array([0, len(scales)])
+    rans_numba._family_prepare(np.empty(0, np.int64), means, scales, scales.view(np.int64), bounds,
+                               family.n_frac, family.boundaries, family.coarse, idx, base)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(base, ref_base)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.sampled_from(["gaussian", "laplace", "logistic"]))
+def test_family_fused_matches_reference(seed, n, kind):
+    fam = ParametricFamily(kind=kind, n_scales=12, n_frac=4, scale_max=32.0, precision=14)
+    rng = np.random.default_rng(seed)
+    mu = rng.uniform(-50, 50, n)
+    sigma = np.exp(rng.uniform(-4, 5, n))
+    sym = np.round(rng.normal(mu, sigma * 3)).astype(np.int64)
+    chunks = rans_numba.encode_family(sym, mu, sigma, fam, chunk_size=64, lanes=3)
+    idx, base = fam.index(mu, sigma)
+    ref = coder.encode_chunks(sym - base, idx, fam.tables, chunk_size=64, lanes=3, backend="reference")
+    assert chunks == ref
+    counts = [len(sym[a : a + 64]) for a in range(0, n, 64)]
+    np.testing.assert_array_equal(rans_numba.decode_family(chunks, mu, sigma, fam, counts, lanes=3), sym)
+
+
+def test_family_rejects_bad_means(family):
+    with pytest.raises(NctkError):
+        rans_numba.encode_family([1], [np.nan], [1.0], family, chunk_size=10)
+
+
+def test_table_validation():
+    with pytest.raises(NctkError):
+        Table(16, 0, np.array([1, 2, 3]))
+    with pytest.raises(NctkError):
+        Table(20, 0, quantize_pmf(np.ones(4), 16))
+    f = quantize_pmf(np.array([0.0, 0.5, 0.5, 0.0]), 10)
+    assert f.min() >= 1 and f.sum() == 1024
