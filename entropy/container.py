@@ -129,7 +129,7 @@ def _check_depth(raw: bytes) -> None:
             depth += 1
             if depth > MAX_HEADER_DEPTH:
                 raise FormatError(f"header JSON nests deeper than {MAX_HEADER_DEPTH} levels")
-        else:
+        elif depth:  # an unmatched closer is a JSON error anyway; never let it hide later nesting
             depth -= 1
 
 
