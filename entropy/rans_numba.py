@@ -30,6 +30,7 @@ _ERRORS = {
 
 
 # ----------------------------------------------------------------------------------------- encode
+# Tables reach the kernels as ``packed[e] = cdf | (freq - 1) << 16`` (one load per symbol).
 
 @njit(inline="always")
 def _put(state, lane, start, freq, bits, buf, pos):
@@ -39,7 +40,8 @@ def _put(state, lane, start, freq, bits, buf, pos):
         pos -= 1
         buf[pos] = x & 0xFFFFFFFF
         x >>= 32
-    state[lane] = ((x // freq) << bits) + (x % freq) + start
+    q = x // freq
+    state[lane] = (q << bits) + (x - q * freq) + start
     return pos
 
 
@@ -64,25 +66,24 @@ def _put_escape(state, lane, v, off, size, buf, pos):
 
 
 @njit
-def _encode_chunk(sym, idx, starts, offsets, sizes, cdf, freqs, prec, lanes, buf, end, state):
+def _encode_chunk(sym, idx, starts, offsets, sizes, packed, prec, lanes, buf, end, state):
     """Encode one chunk backwards into ``buf[..end]``; returns the first used position."""
     for j in range(lanes):
         state[j] = STATE_LOW
     pos = end
-    n = len(sym)
-    for i in range(n - 1, -1, -1):
-        lane = i % lanes
+    lane = (len(sym) - 1) % lanes if len(sym) else 0
+    for i in range(len(sym) - 1, -1, -1):
         t = idx[i]
         v = sym[i]
-        base = starts[t]
         off = offsets[t]
         size = sizes[t]
         s = v - off
         if s < 0 or s >= size:
             pos = _put_escape(state, lane, v, off, size, buf, pos)
             s = size
-        e = base + s
-        pos = _put(state, lane, cdf[e], freqs[e], prec, buf, pos)
+        pk = np.int64(packed[starts[t] + s])
+        pos = _put(state, lane, pk & 0xFFFF, (pk >> 16) + 1, prec, buf, pos)
+        lane = lane - 1 if lane > 0 else lanes - 1
     return pos
 
 
@@ -98,25 +99,30 @@ def _escape_count(sym, idx, offsets, sizes):
 
 
 @njit(parallel=True)
-def _encode_chunks(sym, idx, bounds, starts, offsets, sizes, cdf, freqs, prec, lanes):
+def _encode_chunks(sym, idx, bounds, starts, offsets, sizes, packed, prec, lanes):
+    """All chunks into one buffer: chunk ``c`` is ``lanes`` states (2 words each) + its words."""
     nchunks = len(bounds) - 1
-    caps = np.empty(nchunks + 1, dtype=np.int64)
-    caps[0] = 0
     esc = np.empty(nchunks, dtype=np.int64)
     for c in prange(nchunks):
         a, b = bounds[c], bounds[c + 1]
         esc[c] = _escape_count(sym[a:b], idx[a:b], offsets, sizes)
+    caps = np.empty(nchunks + 1, dtype=np.int64)
+    caps[0] = 0
     for c in range(nchunks):
         # Each symbol emits at most one word, each escape at most 4 more (length + 3 pieces).
-        caps[c + 1] = caps[c] + (bounds[c + 1] - bounds[c]) + 4 * esc[c]
+        caps[c + 1] = caps[c] + 2 * lanes + (bounds[c + 1] - bounds[c]) + 4 * esc[c]
     buf = np.empty(caps[nchunks], dtype=np.uint32)
     first = np.empty(nchunks, dtype=np.int64)
-    states = np.empty((nchunks, lanes), dtype=np.int64)
     for c in prange(nchunks):
         a, b = bounds[c], bounds[c + 1]
-        first[c] = _encode_chunk(sym[a:b], idx[a:b], starts, offsets, sizes, cdf, freqs,
-                                 prec, lanes, buf, caps[c + 1], states[c])
-    return buf, first, caps, states
+        state = np.empty(lanes, dtype=np.int64)
+        pos = _encode_chunk(sym[a:b], idx[a:b], starts, offsets, sizes, packed, prec, lanes, buf,
+                            caps[c + 1], state)
+        for j in range(lanes):  # the states go right before the words, low word first
+            buf[pos - 2 * lanes + 2 * j] = state[j] & 0xFFFFFFFF
+            buf[pos - 2 * lanes + 2 * j + 1] = state[j] >> 32
+        first[c] = pos - 2 * lanes
+    return buf, first, caps
 
 
 def _chunk_bounds(n: int, chunk_size: int) -> np.ndarray:
@@ -126,23 +132,18 @@ def _chunk_bounds(n: int, chunk_size: int) -> np.ndarray:
     return np.append(b, n) if n else np.array([0, 0], dtype=np.int64)
 
 
-def _assemble(buf, first, caps, states) -> list[bytes]:
-    out = []
-    for c in range(len(first)):
-        head = states[c].astype("<u8").tobytes()
-        out.append(head + buf[first[c] : caps[c + 1]].astype("<u4").tobytes())
-    return out
+def _encode_bounded(sym, idx, tables: Tables, bounds, lanes: int) -> list[bytes]:
+    buf, first, caps = _encode_chunks(sym, idx, bounds, tables.starts, tables.offsets, tables.sizes,
+                                      tables.packed, tables.precision, lanes)
+    raw = buf.astype("<u4", copy=False)
+    return [raw[first[c] : caps[c + 1]].tobytes() for c in range(len(first))]
 
 
 def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int,
                   lanes: int = DEFAULT_LANES) -> list[bytes]:
     """Split into chunks of ``chunk_size`` symbols and code each as an independent stream."""
     sym, idx, tables = check_inputs(symbols, indexes, tables, lanes)
-    bounds = _chunk_bounds(len(sym), chunk_size)
-    parts = _encode_chunks(sym, idx, bounds, tables.starts, tables.offsets, tables.sizes,
-                           tables.cdf.astype(np.int64), tables.freqs.astype(np.int64),
-                           tables.precision, lanes)
-    return _assemble(*parts)
+    return _encode_bounded(sym, idx, tables, _chunk_bounds(len(sym), chunk_size), lanes)
 
 
 def encode(symbols, indexes, tables: Table | Tables, *, lanes: int = DEFAULT_LANES) -> bytes:
@@ -154,51 +155,52 @@ def encode(symbols, indexes, tables: Table | Tables, *, lanes: int = DEFAULT_LAN
 # ----------------------------------------------------------------------------------------- decode
 
 @njit(inline="always")
-def _get_raw(state, lane, bits, words, pos, nwords):
+def _get_raw(state, lane, bits, words, pos, end):
     """Pop ``bits`` raw bits from ``lane``; returns (value, pos) with pos = -1 on underflow."""
     x = state[lane]
     v = x & ((1 << bits) - 1)
     x >>= bits
     if x < STATE_LOW:
-        if pos >= nwords:
+        if pos >= end:
             return v, -1
-        x = (x << 32) | words[pos]
+        x = (x << 32) | np.int64(words[pos])
         pos += 1
     state[lane] = x
     return v, pos
 
 
 @njit
-def _decode_chunk(words, idx, starts, offsets, sizes, cdf, freqs, lut, lut_bits, prec, lanes,
+def _decode_chunk(words, pos, end, idx, starts, offsets, sizes, packed, lut, lut_bits, prec, lanes,
                   state, out):
-    """Decode ``len(out)`` symbols; returns an error code (0 = ok)."""
-    nwords = len(words)
-    pos = 0
+    """Decode ``len(out)`` symbols reading ``words[pos:end]``; returns an error code (0 = ok)."""
     mask = (1 << prec) - 1
     shift = prec - lut_bits
+    lane = lanes - 1
     for i in range(len(out)):
-        lane = i % lanes
+        lane = lane + 1 if lane < lanes - 1 else 0
         t = idx[i]
         base = starts[t]
         size = sizes[t]
         x = state[lane]
         slot = x & mask
         s = np.int64(lut[(t << lut_bits) | (slot >> shift)])
-        while s < size and cdf[base + s + 1] <= slot:
-            s += 1
         e = base + s
-        x = freqs[e] * (x >> prec) + slot - cdf[e]
+        while s < size and (np.int64(packed[e + 1]) & 0xFFFF) <= slot:
+            s += 1
+            e += 1
+        pk = np.int64(packed[e])
+        x = ((pk >> 16) + 1) * (x >> prec) + slot - (pk & 0xFFFF)
         if x < STATE_LOW:
-            if pos >= nwords:
+            if pos >= end:
                 return _ERR_SHORT
-            x = (x << 32) | words[pos]
+            x = (x << 32) | np.int64(words[pos])
             pos += 1
         state[lane] = x
         off = offsets[t]
         if s < size:
             out[i] = off + s
             continue
-        k, pos = _get_raw(state, lane, ESCAPE_LENGTH_BITS, words, pos, nwords)
+        k, pos = _get_raw(state, lane, ESCAPE_LENGTH_BITS, words, pos, end)
         if pos < 0:
             return _ERR_SHORT
         if k > 34:
@@ -208,7 +210,7 @@ def _decode_chunk(words, idx, starts, offsets, sizes, cdf, freqs, lut, lut_bits,
         sh = 0
         while nbits > 0:
             b = min(16, nbits)
-            piece, pos = _get_raw(state, lane, b, words, pos, nwords)
+            piece, pos = _get_raw(state, lane, b, words, pos, end)
             if pos < 0:
                 return _ERR_SHORT
             u |= piece << sh
@@ -218,7 +220,7 @@ def _decode_chunk(words, idx, starts, offsets, sizes, cdf, freqs, lut, lut_bits,
         if v < -(1 << 31) or v >= (1 << 31):
             return _ERR_ESCAPE
         out[i] = v
-    if pos != nwords:
+    if pos != end:
         return _ERR_END
     for j in range(lanes):
         if state[j] != STATE_LOW:
@@ -226,61 +228,66 @@ def _decode_chunk(words, idx, starts, offsets, sizes, cdf, freqs, lut, lut_bits,
     return _NO_ERROR
 
 
-@njit(inline="always")
-def _read_le(data, p, nbytes):
-    v = np.int64(0)
-    for k in range(nbytes):
-        v |= np.int64(data[p + k]) << (8 * k)
-    return v
-
-
 @njit(parallel=True)
-def _decode_chunks(data, offsets_b, bounds, idx, starts, offsets, sizes, cdf, freqs, lut, lut_bits,
-                   prec, lanes, out):
+def _decode_chunks(words, wbounds, bounds, idx, starts, offsets, sizes, packed, lut, lut_bits, prec,
+                   lanes, out):
+    """Chunk ``c`` occupies ``words[wbounds[c]:wbounds[c+1]]`` (u32): states, then its words."""
     nchunks = len(bounds) - 1
     errors = np.zeros(nchunks, dtype=np.int64)
     for c in prange(nchunks):
-        a, b = offsets_b[c], offsets_b[c + 1]
+        a = wbounds[c]
         state = np.empty(lanes, dtype=np.int64)
         for j in range(lanes):
-            state[j] = _read_le(data, a + 8 * j, 8)
-        w0 = a + 8 * lanes
-        nw = (b - w0) // 4
-        words = np.empty(nw, dtype=np.int64)
-        for k in range(nw):
-            words[k] = _read_le(data, w0 + 4 * k, 4)
-        s0, s1 = bounds[c], bounds[c + 1]
-        errors[c] = _decode_chunk(words, idx[s0:s1], starts, offsets, sizes, cdf, freqs, lut,
-                                  lut_bits, prec, lanes, state, out[s0:s1])
+            state[j] = np.int64(words[a + 2 * j]) | (np.int64(words[a + 2 * j + 1]) << 32)
+            if state[j] < 0:  # a u64 state >= 2**63 cannot come from an encoder
+                errors[c] = _ERR_END
+        if errors[c] == 0:
+            s0, s1 = bounds[c], bounds[c + 1]
+            errors[c] = _decode_chunk(words, a + 2 * lanes, wbounds[c + 1], idx[s0:s1], starts, offsets,
+                                      sizes, packed, lut, lut_bits, prec, lanes, state, out[s0:s1])
     return errors
+
+
+def _words_of(chunks: list[bytes | memoryview], lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """All streams as one little-endian u32 array plus each stream's word bounds (zero-copy for one)."""
+    lens = np.array([memoryview(c).nbytes for c in chunks], dtype=np.int64)
+    for c, n in enumerate(lens):
+        if n < 8 * lanes or (n - 8 * lanes) % 4:
+            raise FormatError(f"rANS stream {c} of {n} bytes cannot hold {lanes} lanes")
+    raw = chunks[0] if len(chunks) == 1 else b"".join(memoryview(c).cast("B") for c in chunks)
+    words = np.frombuffer(raw, dtype="<u4")
+    wbounds = np.concatenate(([0], np.cumsum(lens // 4))).astype(np.int64)
+    return words, wbounds
+
+
+def _decode_bounded(chunks, idx, tables: Tables, bounds, lanes: int) -> np.ndarray:
+    if not (1 <= lanes <= MAX_LANES):
+        raise NctkError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
+    words, wbounds = _words_of(chunks, lanes) if len(chunks) else (np.empty(0, "<u4"), np.zeros(1, np.int64))
+    lut, lut_bits = tables.lookup()
+    out = np.empty(int(bounds[-1]), dtype=np.int32)
+    errors = _decode_chunks(words, wbounds, bounds, idx, tables.starts, tables.offsets, tables.sizes,
+                            tables.packed, lut, lut_bits, tables.precision, lanes, out)
+    bad = np.flatnonzero(errors)
+    if len(bad):
+        raise CorruptStreamError(f"chunk {bad[0]}: {_ERRORS[int(errors[bad[0]])]}")
+    return out
+
+
+def _counts_bounds(counts, nchunks: int) -> np.ndarray:
+    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+    if len(counts) != nchunks or (len(counts) and counts.min() < 0):
+        raise NctkError("need one non-negative count per chunk")
+    return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
 
 
 def decode_chunks(chunks: list[bytes | memoryview], indexes, tables: Table | Tables,
                   counts: list[int] | np.ndarray, *, lanes: int = DEFAULT_LANES) -> np.ndarray:
     """Decode independent streams; ``counts[c]`` symbols from ``chunks[c]``; one int32 array."""
     tables = Tables.of(tables)
-    if not (1 <= lanes <= MAX_LANES):
-        raise NctkError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
-    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
-    if len(counts) != len(chunks) or (len(counts) and counts.min() < 0):
-        raise NctkError("need one non-negative count per chunk")
-    bounds = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    bounds = _counts_bounds(counts, len(chunks))
     idx = check_indexes(indexes, int(bounds[-1]), tables)
-    lens = np.array([len(c) for c in chunks], dtype=np.int64)
-    for c, n in enumerate(lens):
-        if n < 8 * lanes or (n - 8 * lanes) % 4:
-            raise FormatError(f"rANS stream {c} of {n} bytes cannot hold {lanes} lanes")
-    offsets_b = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
-    data = np.frombuffer(b"".join(bytes(c) for c in chunks), dtype=np.uint8)
-    lut, lut_bits = tables.lookup()
-    out = np.empty(int(bounds[-1]), dtype=np.int32)
-    errors = _decode_chunks(data, offsets_b, bounds, idx, tables.starts, tables.offsets, tables.sizes,
-                            tables.cdf.astype(np.int64), tables.freqs.astype(np.int64), lut, lut_bits,
-                            tables.precision, lanes, out)
-    bad = np.flatnonzero(errors)
-    if len(bad):
-        raise CorruptStreamError(f"chunk {bad[0]}: {_ERRORS[int(errors[bad[0]])]}")
-    return out
+    return _decode_bounded(chunks, idx, tables, bounds, lanes)
 
 
 def decode(data: bytes | memoryview, indexes, tables: Table | Tables, count: int | None = None,
@@ -348,25 +355,17 @@ def encode_family(symbols, means, scales, family: ParametricFamily, *, chunk_siz
     _family_prepare(sym, mu, sigma, bits, bounds, family.n_frac, family.boundaries, family.coarse, idx, rel)
     if len(rel) and (rel.min() < -(1 << 31) or rel.max() >= 1 << 31):
         raise NctkError("symbols minus their means must fit in int32")
-    return _encode_prepared(rel, idx, family.tables, bounds, lanes)
-
-
-def _encode_prepared(rel, idx, tables: Tables, bounds, lanes: int) -> list[bytes]:
-    parts = _encode_chunks(rel, idx, bounds, tables.starts, tables.offsets, tables.sizes,
-                           tables.cdf.astype(np.int64), tables.freqs.astype(np.int64),
-                           tables.precision, lanes)
-    return _assemble(*parts)
+    return _encode_bounded(rel, idx, family.tables, bounds, lanes)
 
 
 def decode_family(chunks: list[bytes | memoryview], means, scales, family: ParametricFamily,
                   counts: list[int] | np.ndarray, *, lanes: int = DEFAULT_LANES) -> np.ndarray:
     """Inverse of :func:`encode_family`; int64 symbols."""
-    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
-    n = int(counts.sum())
+    bounds = _counts_bounds(counts, len(chunks))
+    n = int(bounds[-1])
     mu, sigma, bits = _family_arrays(family, means, scales, n)
-    bounds = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
     idx = np.empty(n, dtype=np.int64)
     base = np.empty(n, dtype=np.int64)
     _family_prepare(np.empty(0, np.int64), mu, sigma, bits, bounds, family.n_frac, family.boundaries,
                     family.coarse, idx, base)
-    return decode_chunks(chunks, idx, family.tables, counts, lanes=lanes).astype(np.int64) + base
+    return _decode_bounded(chunks, idx, family.tables, bounds, lanes).astype(np.int64) + base

@@ -152,6 +152,7 @@ class Tables:
         ).astype(np.uint32)
         for a in (self.offsets, self.sizes, self.starts, self.freqs, self.cdf):
             a.setflags(write=False)
+        self._lookups: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.tables)
@@ -173,13 +174,25 @@ class Tables:
 
         The decoder scans forward from there (rarely more than one step), which makes decoding
         O(1) per symbol without a table of ``2**precision`` entries per table. ``bits`` trades memory
-        for scan length; by default the full precision is used while the set stays under 4 MiB.
+        for scan length; by default the full precision is used while the lookup stays under 512 KiB
+        (cache-resident), else fewer bits (at least 8). Derived data, cached; not part of the format.
         """
         if bits is None:
             bits = self.precision
-            while bits > 8 and len(self) * (2 << bits) > (4 << 20):
+            while bits > 8 and len(self) * (2 << bits) > (512 << 10):
                 bits -= 1
-        return _build_lookup(self, bits), bits
+        if bits not in self._lookups:
+            self._lookups[bits] = _build_lookup(self, bits)
+        return self._lookups[bits], bits
+
+    @functools.cached_property
+    def packed(self) -> np.ndarray:
+        """Per entry ``cdf | (freq - 1) << 16`` as uint32: one load gives both (kernels' layout)."""
+        if self.precision > 16:
+            raise TableError("packed entries need precision <= 16")
+        p = self.cdf.astype(np.uint32) | ((self.freqs - 1).astype(np.uint32) << 16)
+        p.setflags(write=False)
+        return p
 
     def to_bytes(self) -> bytes:
         """Serialise (docs/FORMAT.md, "Table sets"): exact integers, no floats."""

@@ -211,3 +211,20 @@ def test_table_validation():
         Table(20, 0, quantize_pmf(np.ones(4), 16))
     f = quantize_pmf(np.array([0.0, 0.5, 0.5, 0.0]), 10)
     assert f.min() >= 1 and f.sum() == 1024
+
+
+def test_format_doc_example():
+    """The worked example in docs/FORMAT.md ("rANS streams")."""
+    tables = Tables([from_counts(np.array([3, 1]), offset=0, precision=8)])
+    assert tables.to_bytes().hex() == "4e54424c0108010000000000000002000000bf014001"
+    data = rans.encode([0, 1, 0, 5], 0, tables, lanes=2)
+    assert data.hex() == "38cff1e500000000" + "fe0f020000000200"
+    states = np.frombuffer(data, "<u8")
+    # lane 1: 5 escapes (u = 6, k = 3: raw 2 bits '10', 6 bits '000011'), then the escape entry,
+    # then symbol 1: x = 2**31 -> (x << 2) + 2 -> (x << 6) + 3 -> (x << 8) + 255 -> (x // 64 << 8) + x % 64 + 191
+    x = 2**31
+    x = (x << 2) + 2
+    x = (x << 6) + 3
+    x = (x << 8) + 255
+    x = ((x // 64) << 8) + x % 64 + 191
+    assert states[1] == x

@@ -1,0 +1,31 @@
+# nctk: two commands on a fresh machine, `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+# Pinned dependencies (requirements.txt) into .venv, then nctk itself in editable mode.
+$(STAMP): requirements.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip>=24"
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash assets/demo/run_demo.sh
+
+test: $(STAMP)
+	$(BIN)/ruff check codec entropy cli tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check codec entropy cli tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/entropy_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
