@@ -201,8 +201,8 @@ def compressai_categorical(y, p, repeat):
     cdfs, lengths, offsets = [cdf], [len(cdf)], [0]
 
     def enc():
-        return ans.RansEncoder().encode_with_indexes(y.astype(np.int32).tolist(), [0] * len(y), cdfs, lengths,
-                                                     offsets)
+        sym = y.astype(np.int32).tolist()
+        return ans.RansEncoder().encode_with_indexes(sym, [0] * len(y), cdfs, lengths, offsets)
 
     te, data = best_time(enc, repeat)
 
@@ -231,42 +231,50 @@ def main() -> None:
     fam = ParametricFamily()
     rows = []
     for n in (int(s) for s in args.sizes):
-        print(f"--- n = {n:,}", flush=True)
-        x, mu, sigma, xent_a = gaussian_workload(n, rng)
-        y, p, xent_b = zipf_workload(n, rng)
-        table = categorical(p, precision=16)
-        coders = [
-            (f"nctk rans64, Numba, {threads} threads", lambda: nctk_gaussian(x, mu, sigma, fam, args.repeat, threads),
-             lambda: nctk_categorical(y, p, table, args.repeat, threads)),
-            ("nctk rans64, Numba, 1 thread", lambda: nctk_gaussian(x, mu, sigma, fam, args.repeat, 1),
-             lambda: nctk_categorical(y, p, table, args.repeat, 1)),
-        ]
-        if n <= args.skip_reference_above:
-            coders.append(("nctk rans64, pure-Python reference", lambda: reference_gaussian(x, mu, sigma, fam),
-                           lambda: reference_categorical(y, table)))
-        coders += [
-            ("constriction AnsCoder", lambda: constriction_gaussian(x, mu, sigma, args.repeat, "ans"),
-             lambda: constriction_categorical(y, p, args.repeat, "ans")),
-            ("constriction RangeEncoder", lambda: constriction_gaussian(x, mu, sigma, args.repeat, "range"),
-             lambda: constriction_categorical(y, p, args.repeat, "range")),
-            ("compressai rANS (incl. list conversion)", lambda: compressai_gaussian(x, mu, sigma, args.repeat),
-             lambda: compressai_categorical(y, p, args.repeat)),
-        ]
-        for name, run_a, run_b in coders:
-            ta_e, ta_d, bytes_a = run_a()
-            tb_e, tb_d, bytes_b = run_b()
-            row = dict(n=n, coder=name,
-                       a_enc=n / ta_e / 1e6, a_dec=n / ta_d / 1e6, a_over=(bytes_a * 8 / n / xent_a - 1) * 100,
-                       b_enc=n / tb_e / 1e6, b_dec=n / tb_d / 1e6, b_over=(bytes_b * 8 / n / xent_b - 1) * 100)
-            rows.append(row)
-            print(f"{name:<42} (a) {row['a_enc']:7.1f} {row['a_dec']:7.1f} {row['a_over']:+.3f}%   "
-                  f"(b) {row['b_enc']:7.1f} {row['b_dec']:7.1f} {row['b_over']:+.3f}%", flush=True)
-        print(f"cross-entropy: (a) {xent_a:.4f}  (b) {xent_b:.4f} bits/symbol")
+        rows += bench_size(n, rng, fam, args, threads)
     numba.set_num_threads(threads)
     table_md = render(rows, threads)
     print(table_md)
     if not args.no_write:
         write_section(table_md)
+
+
+def bench_size(n: int, rng, fam, args, threads: int) -> list[dict]:
+    """Every coder on the same two workloads of ``n`` symbols."""
+    print(f"--- n = {n:,}", flush=True)
+    x, mu, sigma, xent_a = gaussian_workload(n, rng)
+    y, p, xent_b = zipf_workload(n, rng)
+    table = categorical(p, precision=16)
+    coders = [
+        (f"nctk rans64, Numba, {threads} threads",
+         lambda: nctk_gaussian(x, mu, sigma, fam, args.repeat, threads),
+         lambda: nctk_categorical(y, p, table, args.repeat, threads)),
+        ("nctk rans64, Numba, 1 thread", lambda: nctk_gaussian(x, mu, sigma, fam, args.repeat, 1),
+         lambda: nctk_categorical(y, p, table, args.repeat, 1)),
+    ]
+    if n <= args.skip_reference_above:
+        coders.append(("nctk rans64, pure-Python reference", lambda: reference_gaussian(x, mu, sigma, fam),
+                       lambda: reference_categorical(y, table)))
+    coders += [
+        ("constriction AnsCoder", lambda: constriction_gaussian(x, mu, sigma, args.repeat, "ans"),
+         lambda: constriction_categorical(y, p, args.repeat, "ans")),
+        ("constriction RangeEncoder", lambda: constriction_gaussian(x, mu, sigma, args.repeat, "range"),
+         lambda: constriction_categorical(y, p, args.repeat, "range")),
+        ("compressai rANS (incl. list conversion)", lambda: compressai_gaussian(x, mu, sigma, args.repeat),
+         lambda: compressai_categorical(y, p, args.repeat)),
+    ]
+    rows = []
+    for name, run_a, run_b in coders:
+        ta_e, ta_d, bytes_a = run_a()
+        tb_e, tb_d, bytes_b = run_b()
+        row = dict(n=n, coder=name,
+                   a_enc=n / ta_e / 1e6, a_dec=n / ta_d / 1e6, a_over=(bytes_a * 8 / n / xent_a - 1) * 100,
+                   b_enc=n / tb_e / 1e6, b_dec=n / tb_d / 1e6, b_over=(bytes_b * 8 / n / xent_b - 1) * 100)
+        rows.append(row)
+        print(f"{name:<42} (a) {row['a_enc']:7.1f} {row['a_dec']:7.1f} {row['a_over']:+.3f}%   "
+              f"(b) {row['b_enc']:7.1f} {row['b_dec']:7.1f} {row['b_over']:+.3f}%", flush=True)
+    print(f"cross-entropy: (a) {xent_a:.4f}  (b) {xent_b:.4f} bits/symbol")
+    return rows
 
 
 def render(rows, threads: int) -> str:
@@ -292,12 +300,13 @@ def render(rows, threads: int) -> str:
         for r in sub:
             lines.append(f"| {r['coder']} | {r['a_enc']:.1f} | {r['a_dec']:.1f} | {r['a_over']:+.3f}% "
                          f"| {r['b_enc']:.1f} | {r['b_dec']:.1f} | {r['b_over']:+.3f}% |")
-        lines += ["", "Ratios to constriction's AnsCoder in the same run (target: encode >= 2x, decode >= 3x):", "",
+        lines += ["", "Ratios to constriction's AnsCoder in the same run (target: encode >= 2x, decode >= 3x):",
+                  "",
                   "| coder | (a) enc | (a) dec | (b) enc | (b) dec |", "|---|---|---|---|---|"]
         for r in sub:
             if r["coder"].startswith("nctk"):
-                lines.append(f"| {r['coder']} | {r['a_enc'] / ref['a_enc']:.2f}x | {r['a_dec'] / ref['a_dec']:.2f}x "
-                             f"| {r['b_enc'] / ref['b_enc']:.2f}x | {r['b_dec'] / ref['b_dec']:.2f}x |")
+                ratios = [r[k] / ref[k] for k in ("a_enc", "a_dec", "b_enc", "b_dec")]
+                lines.append(f"| {r['coder']} | " + " | ".join(f"{v:.2f}x" for v in ratios) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -306,8 +315,8 @@ def write_section(md: str) -> None:
     """Replace the entropy section of RESULTS.md (between its markers), keeping the rest."""
     start, end = "<!-- entropy-bench:start -->", "<!-- entropy-bench:end -->"
     block = f"{start}\n{md}\n{end}"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nRatios matter more than absolute " \
-        "figures: these shared machines drift.\n\n"
+    intro = "# Benchmark results\n\nRatios matter more than absolute figures: these shared machines drift.\n\n"
+    text = RESULTS.read_text() if RESULTS.exists() else intro
     if start in text:
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:

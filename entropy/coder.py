@@ -56,7 +56,7 @@ def decode_chunks(chunks, indexes, tables: Table | Tables, counts, *, lanes: int
         raise NctkError("need one count per chunk")
     idx = rans.check_indexes(indexes, sum(counts), tables)
     out, a = [], 0
-    for data, n in zip(chunks, counts):
+    for data, n in zip(chunks, counts, strict=True):
         out.append(rans.decode(data, idx[a : a + n], tables, n, lanes=lanes))
         a += n
     return np.concatenate(out) if out else np.empty(0, np.int32)

@@ -30,7 +30,7 @@ WORD_BITS = 32
 PIECE_BITS = 16  # raw escape bits travel in pieces of at most this many bits
 ESCAPE_LENGTH_BITS = 6
 MAX_LANES = 256
-DEFAULT_LANES = 8
+DEFAULT_LANES = 4
 
 
 def check_inputs(symbols, indexes, tables, lanes: int) -> tuple[np.ndarray, np.ndarray, Tables]:

@@ -11,43 +11,64 @@ import numpy as np
 from numba import njit, prange
 
 from entropy.errors import CorruptStreamError, FormatError, NctkError
-from entropy.rans import (
-    DEFAULT_LANES,
-    ESCAPE_LENGTH_BITS,
-    MAX_LANES,
-    STATE_LOW,
-    check_indexes,
-    check_inputs,
-)
+from entropy.rans import DEFAULT_LANES, ESCAPE_LENGTH_BITS, MAX_LANES, STATE_LOW
 from entropy.tables import ParametricFamily, Table, Tables
 
-_NO_ERROR, _ERR_SHORT, _ERR_END, _ERR_ESCAPE = 0, 1, 2, 3
+_NO_ERROR, _ERR_SHORT, _ERR_END, _ERR_ESCAPE, _ERR_INDEX = 0, 1, 2, 3, 4
 _ERRORS = {
     _ERR_SHORT: "rANS stream ended early",
     _ERR_END: "rANS stream failed its end check (corrupted or wrong tables)",
     _ERR_ESCAPE: "escape out of range",
+    _ERR_INDEX: "table index out of range",
 }
 
 
 # ----------------------------------------------------------------------------------------- encode
-# Tables reach the kernels as ``packed[e] = cdf | (freq - 1) << 16`` (one load per symbol).
+# Tables reach the kernels as ``packed[e] = cdf | (freq - 1) << 16`` (one load per symbol) and
+# ``rcp[e] = 1.0 / freq``. Indexes come as an array and a stride (0: one table for every symbol).
 
 @njit(inline="always")
-def _put(state, lane, start, freq, bits, buf, pos):
-    """One encode step on ``lane``; words go backwards into ``buf``; returns the new position."""
+def _put(state, lane, start, freq, rcp, bits, buf, pos):
+    """One encode step on ``lane``; words go backwards into ``buf``; returns the new position.
+
+    Renormalisation is branchless (the word is always stored at ``pos - 1``, which each chunk's
+    buffer region keeps one spare word for; only ``pos`` depends on the test). ``x // freq`` without
+    a division: after renormalisation ``x < freq * 2**(63-bits)``, so the quotient is below
+    ``2**(63-bits)`` and ``x * rcp`` is within ``3 * 2**(10-bits) < 1`` of it for ``bits >= 12``
+    (three float64 roundings); one correction step makes it exact.
+    """
     x = state[lane]
-    if (x >> (63 - bits)) >= freq:  # x >= freq * 2**(63-bits), without overflowing int64
-        pos -= 1
-        buf[pos] = x & 0xFFFFFFFF
-        x >>= 32
-    q = x // freq
-    state[lane] = (q << bits) + (x - q * freq) + start
+    flag = np.int64((x >> (63 - bits)) >= freq)  # x >= freq * 2**(63-bits), without overflow
+    buf[pos - 1] = x & 0xFFFFFFFF
+    pos -= flag
+    x >>= flag << 5
+    q = np.int64(x * rcp)
+    r = x - q * freq
+    if r < 0:
+        q -= 1
+        r += freq
+    elif r >= freq:
+        q += 1
+        r -= freq
+    state[lane] = (q << bits) + r + start
     return pos
 
 
 @njit(inline="always")
+def _put_raw(state, lane, value, bits, buf, pos):
+    """Encode ``bits`` raw bits (an entry of frequency 1 at precision ``bits``)."""
+    x = state[lane]
+    if (x >> (63 - bits)) >= 1:
+        pos -= 1
+        buf[pos] = x & 0xFFFFFFFF
+        x >>= 32
+    state[lane] = (x << bits) + value
+    return pos
+
+
+@njit(cache=True)
 def _put_escape(state, lane, v, off, size, buf, pos):
-    """Raw-bit pieces after an escape, pushed in reverse of their decode order."""
+    """Raw-bit pieces after an escape, pushed in reverse of their decode order (kept out of line)."""
     if v >= off + size:
         u = 2 * (v - (off + size))
     else:
@@ -59,69 +80,106 @@ def _put_escape(state, lane, v, off, size, buf, pos):
     npieces = (nbits + 15) // 16
     for p in range(npieces - 1, -1, -1):
         b = min(16, nbits - 16 * p)
-        piece = (u >> (16 * p)) & ((1 << b) - 1)
-        pos = _put(state, lane, piece, 1, b, buf, pos)
-    pos = _put(state, lane, k, 1, ESCAPE_LENGTH_BITS, buf, pos)
-    return pos
+        pos = _put_raw(state, lane, (u >> (16 * p)) & ((1 << b) - 1), b, buf, pos)
+    return _put_raw(state, lane, k, ESCAPE_LENGTH_BITS, buf, pos)
 
 
-@njit
-def _encode_chunk(sym, idx, starts, offsets, sizes, packed, prec, lanes, buf, end, state):
-    """Encode one chunk backwards into ``buf[..end]``; returns the first used position."""
+_ENC_OVERFLOW, _ENC_BAD_INDEX, _ENC_BAD_SYMBOL = -1, -2, -3
+_ENC_ERRORS = {_ENC_BAD_INDEX: "table index out of range", _ENC_BAD_SYMBOL: "symbols must fit in int32"}
+
+
+@njit(cache=True)
+def _escape(state, lane, v, off, size, buf, pos, floor):
+    """Out-of-line escape: checks the symbol and the buffer room, then pushes the raw pieces.
+
+    ``floor``: the lowest position this escape, its symbol's entry and every symbol still to come
+    (one word each) may reach. Returns the new position, or a negative error code."""
+    if v < -(1 << 31) or v >= (1 << 31):
+        return _ENC_BAD_SYMBOL
+    if pos - 5 < floor:  # up to 4 raw-bit words + the escape entry's word
+        return _ENC_OVERFLOW
+    return _put_escape(state, lane, v, off, size, buf, pos)
+
+
+@njit(cache=True)
+def _encode_chunk(sym, idx, istride, starts, offsets, sizes, packed, rcp, prec, lanes, buf, end, state,
+                  floor):
+    """Encode one chunk backwards into ``buf[floor..end]``; returns the first used position (< 0: error).
+
+    Ordinary symbols emit at most one word each and ``end - floor >= len(sym)``, so only escapes (at
+    most 5 words) can run out of room, and they check. The loop body appears twice (one
+    table for all symbols with its parameters hoisted, and one table per symbol): written out rather
+    than shared through an inlined helper, which Numba compiled ~5x slower.
+    """
     for j in range(lanes):
         state[j] = STATE_LOW
     pos = end
-    lane = (len(sym) - 1) % lanes if len(sym) else 0
-    for i in range(len(sym) - 1, -1, -1):
-        t = idx[i]
-        v = sym[i]
-        off = offsets[t]
-        size = sizes[t]
-        s = v - off
-        if s < 0 or s >= size:
-            pos = _put_escape(state, lane, v, off, size, buf, pos)
-            s = size
-        pk = np.int64(packed[starts[t] + s])
-        pos = _put(state, lane, pk & 0xFFFF, (pk >> 16) + 1, prec, buf, pos)
-        lane = lane - 1 if lane > 0 else lanes - 1
+    n = len(sym)
+    lane = (n - 1) % lanes if n else 0
+    ntables = len(offsets)
+    t = np.int64(idx[0])
+    if t < 0 or t >= ntables:
+        return _ENC_BAD_INDEX
+    off, size, base = offsets[t], sizes[t], starts[t]
+    if istride == 0:
+        for i in range(n - 1, -1, -1):
+            v = np.int64(sym[i])
+            s = v - off
+            if s < 0 or s >= size:
+                pos = _escape(state, lane, v, off, size, buf, pos, floor + i)
+                if pos < 0:
+                    return pos
+                s = size
+            e = base + s
+            pk = np.int64(packed[e])
+            pos = _put(state, lane, pk & 0xFFFF, (pk >> 16) + 1, rcp[e], prec, buf, pos)
+            lane = lane - 1 if lane > 0 else lanes - 1
+    else:
+        for i in range(n - 1, -1, -1):
+            t = np.int64(idx[i])
+            if t < 0 or t >= ntables:
+                return _ENC_BAD_INDEX
+            off, size = offsets[t], sizes[t]
+            v = np.int64(sym[i])
+            s = v - off
+            if s < 0 or s >= size:
+                pos = _escape(state, lane, v, off, size, buf, pos, floor + i)
+                if pos < 0:
+                    return pos
+                s = size
+            e = starts[t] + s
+            pk = np.int64(packed[e])
+            pos = _put(state, lane, pk & 0xFFFF, (pk >> 16) + 1, rcp[e], prec, buf, pos)
+            lane = lane - 1 if lane > 0 else lanes - 1
     return pos
 
 
-@njit
-def _escape_count(sym, idx, offsets, sizes):
-    c = 0
-    for i in range(len(sym)):
-        t = idx[i]
-        s = sym[i] - offsets[t]
-        if s < 0 or s >= sizes[t]:
-            c += 1
-    return c
+@njit(parallel=True, cache=True)
+def _encode_chunks(sym, idx, istride, bounds, starts, offsets, sizes, packed, rcp, prec, lanes, slack):
+    """All chunks into one buffer; chunk ``c`` is ``lanes`` states (2 words each) then its words.
 
-
-@njit(parallel=True)
-def _encode_chunks(sym, idx, bounds, starts, offsets, sizes, packed, prec, lanes):
-    """All chunks into one buffer: chunk ``c`` is ``lanes`` states (2 words each) + its words."""
+    Chunk ``c``'s region is ``caps[c] .. caps[c+1]``: its symbols, the states, ``slack[c]`` words for
+    escapes, and one spare word below for the branchless store in ``_put``. ``first[c] < 0`` is an
+    error code for that chunk (overflow: retry with more slack).
+    """
     nchunks = len(bounds) - 1
-    esc = np.empty(nchunks, dtype=np.int64)
-    for c in prange(nchunks):
-        a, b = bounds[c], bounds[c + 1]
-        esc[c] = _escape_count(sym[a:b], idx[a:b], offsets, sizes)
     caps = np.empty(nchunks + 1, dtype=np.int64)
     caps[0] = 0
     for c in range(nchunks):
-        # Each symbol emits at most one word, each escape at most 4 more (length + 3 pieces).
-        caps[c + 1] = caps[c] + 2 * lanes + (bounds[c + 1] - bounds[c]) + 4 * esc[c]
+        caps[c + 1] = caps[c] + (bounds[c + 1] - bounds[c]) + 2 * lanes + slack[c] + 1
     buf = np.empty(caps[nchunks], dtype=np.uint32)
     first = np.empty(nchunks, dtype=np.int64)
     for c in prange(nchunks):
         a, b = bounds[c], bounds[c + 1]
         state = np.empty(lanes, dtype=np.int64)
-        pos = _encode_chunk(sym[a:b], idx[a:b], starts, offsets, sizes, packed, prec, lanes, buf,
-                            caps[c + 1], state)
-        for j in range(lanes):  # the states go right before the words, low word first
-            buf[pos - 2 * lanes + 2 * j] = state[j] & 0xFFFFFFFF
-            buf[pos - 2 * lanes + 2 * j + 1] = state[j] >> 32
-        first[c] = pos - 2 * lanes
+        pos = _encode_chunk(sym[a:b], idx[a * istride : b * istride + 1], istride, starts, offsets, sizes,
+                            packed, rcp, prec, lanes, buf, caps[c + 1], state, caps[c] + 2 * lanes + 1)
+        if pos >= 0:
+            for j in range(lanes):  # the states go right before the words, low word first
+                buf[pos - 2 * lanes + 2 * j] = state[j] & 0xFFFFFFFF
+                buf[pos - 2 * lanes + 2 * j + 1] = state[j] >> 32
+            pos -= 2 * lanes
+        first[c] = pos
     return buf, first, caps
 
 
@@ -132,9 +190,56 @@ def _chunk_bounds(n: int, chunk_size: int) -> np.ndarray:
     return np.append(b, n) if n else np.array([0, 0], dtype=np.int64)
 
 
-def _encode_bounded(sym, idx, tables: Tables, bounds, lanes: int) -> list[bytes]:
-    buf, first, caps = _encode_chunks(sym, idx, bounds, tables.starts, tables.offsets, tables.sizes,
-                                      tables.packed, tables.precision, lanes)
+_KERNEL_INTS = {np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32)}
+
+
+def _kernel_ints(a, what: str) -> np.ndarray:
+    """A 1-D native integer array the kernels take as is (no copy for the common dtypes)."""
+    a = np.asarray(a)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    a = a.reshape(-1)
+    if a.dtype.kind == "b":
+        return a.view(np.uint8)
+    if a.dtype.kind not in "iu":
+        raise NctkError(f"{what} must be integers, got dtype {a.dtype}")
+    if a.dtype not in _KERNEL_INTS:  # uint64, non-native byte order
+        if a.dtype.kind == "u" and a.max() >= 1 << 63:
+            raise NctkError(f"{what} must fit in int32")
+        a = a.astype(np.int64)
+    return np.ascontiguousarray(a)
+
+
+def _index_arg(indexes, count: int, tables: Tables) -> tuple[np.ndarray, int]:
+    """``(array, stride)``: a scalar (or None) becomes one element with stride 0."""
+    if indexes is None or np.ndim(indexes) == 0:
+        t = 0 if indexes is None else int(indexes)
+        if not 0 <= t < len(tables):
+            raise NctkError(f"table index out of range [0, {len(tables)})")
+        return np.array([t], dtype=np.int64), 0
+    idx = _kernel_ints(indexes, "table indexes")
+    if len(idx) != count:
+        raise NctkError(f"{len(idx)} table indexes for {count} symbols")
+    return (idx, 1) if count else (np.zeros(1, np.int64), 0)
+
+
+def _check_lanes(lanes: int) -> None:
+    if not (1 <= lanes <= MAX_LANES):
+        raise NctkError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
+
+
+def _encode_bounded(sym, idx, istride: int, tables: Tables, bounds, lanes: int) -> list[bytes]:
+    sizes = np.diff(bounds)
+    slack = sizes // 64 + 16  # room for escapes; a chunk with more is redone with the exact worst case
+    while True:
+        buf, first, caps = _encode_chunks(sym, idx, istride, bounds, tables.starts, tables.offsets,
+                                          tables.sizes, tables.packed, tables.rcp, tables.precision, lanes, slack)
+        bad = first[first < 0]
+        if len(bad) and bad.min() < _ENC_OVERFLOW:
+            raise NctkError(f"{_ENC_ERRORS[int(bad.min())]} (table set of {len(tables)} tables)")
+        if not len(bad):
+            break
+        slack = np.where(first == _ENC_OVERFLOW, 5 * sizes + 16, slack)
     raw = buf.astype("<u4", copy=False)
     return [raw[first[c] : caps[c + 1]].tobytes() for c in range(len(first))]
 
@@ -142,13 +247,16 @@ def _encode_bounded(sym, idx, tables: Tables, bounds, lanes: int) -> list[bytes]
 def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int,
                   lanes: int = DEFAULT_LANES) -> list[bytes]:
     """Split into chunks of ``chunk_size`` symbols and code each as an independent stream."""
-    sym, idx, tables = check_inputs(symbols, indexes, tables, lanes)
-    return _encode_bounded(sym, idx, tables, _chunk_bounds(len(sym), chunk_size), lanes)
+    tables = Tables.of(tables)
+    _check_lanes(lanes)
+    sym = _kernel_ints(symbols, "symbols")
+    idx, istride = _index_arg(indexes, len(sym), tables)
+    return _encode_bounded(sym, idx, istride, tables, _chunk_bounds(len(sym), chunk_size), lanes)
 
 
 def encode(symbols, indexes, tables: Table | Tables, *, lanes: int = DEFAULT_LANES) -> bytes:
     """Same contract and bytes as :func:`entropy.rans.encode`."""
-    n = len(np.reshape(np.asarray(symbols), -1))
+    n = np.size(symbols)
     return encode_chunks(symbols, indexes, tables, chunk_size=max(n, 1), lanes=lanes)[0]
 
 
@@ -169,57 +277,101 @@ def _get_raw(state, lane, bits, words, pos, end):
     return v, pos
 
 
-@njit
-def _decode_chunk(words, pos, end, idx, starts, offsets, sizes, packed, lut, lut_bits, prec, lanes,
+@njit(cache=True)
+def _get_escape(state, lane, words, pos, end, off, size):
+    """Out-of-line: the raw bits after an escape entry; returns (value, pos) or (error code, -1)."""
+    k, pos = _get_raw(state, lane, ESCAPE_LENGTH_BITS, words, pos, end)
+    if pos < 0:
+        return _ERR_SHORT, -1
+    if k > 34:
+        return _ERR_ESCAPE, -1
+    nbits = k - 1 if k > 0 else 0
+    u = (np.int64(1) << (k - 1)) if k > 0 else np.int64(0)
+    sh = 0
+    while nbits > 0:
+        b = min(16, nbits)
+        piece, pos = _get_raw(state, lane, b, words, pos, end)
+        if pos < 0:
+            return _ERR_SHORT, -1
+        u |= piece << sh
+        sh += b
+        nbits -= b
+    v = off + size + (u >> 1) if u % 2 == 0 else off - 1 - (u >> 1)
+    if v < -(1 << 31) or v >= (1 << 31):
+        return _ERR_ESCAPE, -1
+    return v, pos
+
+
+@njit(cache=True)
+def _decode_chunk(words, pos, end, idx, istride, starts, offsets, sizes, packed, lut, lut_bits, prec, lanes,
                   state, out):
-    """Decode ``len(out)`` symbols reading ``words[pos:end]``; returns an error code (0 = ok)."""
+    """Decode ``len(out)`` symbols reading ``words[pos:end]``; returns an error code (0 = ok).
+
+    Two copies of the loop (one table hoisted / one table per symbol), written out as in
+    ``_encode_chunk`` (an inlined helper returning a tuple compiled ~2.5x slower). Renormalisation is
+    branchless: the next word is loaded whenever one exists and used when the state fell below ``L``;
+    reading past the end only advances ``pos``, which the end check then rejects."""
     mask = (1 << prec) - 1
     shift = prec - lut_bits
     lane = lanes - 1
-    for i in range(len(out)):
-        lane = lane + 1 if lane < lanes - 1 else 0
-        t = idx[i]
-        base = starts[t]
-        size = sizes[t]
-        x = state[lane]
-        slot = x & mask
-        s = np.int64(lut[(t << lut_bits) | (slot >> shift)])
-        e = base + s
-        while s < size and (np.int64(packed[e + 1]) & 0xFFFF) <= slot:
-            s += 1
-            e += 1
-        pk = np.int64(packed[e])
-        x = ((pk >> 16) + 1) * (x >> prec) + slot - (pk & 0xFFFF)
-        if x < STATE_LOW:
-            if pos >= end:
-                return _ERR_SHORT
-            x = (x << 32) | np.int64(words[pos])
-            pos += 1
-        state[lane] = x
-        off = offsets[t]
-        if s < size:
-            out[i] = off + s
-            continue
-        k, pos = _get_raw(state, lane, ESCAPE_LENGTH_BITS, words, pos, end)
-        if pos < 0:
-            return _ERR_SHORT
-        if k > 34:
-            return _ERR_ESCAPE
-        nbits = k - 1 if k > 0 else 0
-        u = (np.int64(1) << (k - 1)) if k > 0 else np.int64(0)
-        sh = 0
-        while nbits > 0:
-            b = min(16, nbits)
-            piece, pos = _get_raw(state, lane, b, words, pos, end)
-            if pos < 0:
-                return _ERR_SHORT
-            u |= piece << sh
-            sh += b
-            nbits -= b
-        v = off + size + (u >> 1) if u % 2 == 0 else off - 1 - (u >> 1)
-        if v < -(1 << 31) or v >= (1 << 31):
-            return _ERR_ESCAPE
-        out[i] = v
+    ntables = len(offsets)
+    t = np.int64(idx[0])
+    if t < 0 or t >= ntables:
+        return _ERR_INDEX
+    base, size, off = starts[t], sizes[t], offsets[t]
+    if istride == 0:
+        tl = t << lut_bits
+        for i in range(len(out)):
+            lane = lane + 1 if lane < lanes - 1 else 0
+            x = state[lane]
+            slot = x & mask
+            s = np.int64(lut[tl | (slot >> shift)])
+            e = base + s
+            while s < size and (np.int64(packed[e + 1]) & 0xFFFF) <= slot:
+                s += 1
+                e += 1
+            pk = np.int64(packed[e])
+            x = ((pk >> 16) + 1) * (x >> prec) + slot - (pk & 0xFFFF)
+            w = np.int64(words[pos]) if pos < end else np.int64(0)
+            flag = np.int64(x < STATE_LOW)
+            state[lane] = (x << (flag << 5)) | (w & -flag)
+            pos += flag
+            if s < size:
+                out[i] = off + s
+            else:
+                v, pos = _get_escape(state, lane, words, pos, end, off, size)
+                if pos < 0:
+                    return v
+                out[i] = v
+    else:
+        for i in range(len(out)):
+            lane = lane + 1 if lane < lanes - 1 else 0
+            t = np.int64(idx[i])
+            if t < 0 or t >= ntables:
+                return _ERR_INDEX
+            base, size = starts[t], sizes[t]
+            x = state[lane]
+            slot = x & mask
+            s = np.int64(lut[(t << lut_bits) | (slot >> shift)])
+            e = base + s
+            while s < size and (np.int64(packed[e + 1]) & 0xFFFF) <= slot:
+                s += 1
+                e += 1
+            pk = np.int64(packed[e])
+            x = ((pk >> 16) + 1) * (x >> prec) + slot - (pk & 0xFFFF)
+            w = np.int64(words[pos]) if pos < end else np.int64(0)
+            flag = np.int64(x < STATE_LOW)
+            state[lane] = (x << (flag << 5)) | (w & -flag)
+            pos += flag
+            if s < size:
+                out[i] = offsets[t] + s
+            else:
+                v, pos = _get_escape(state, lane, words, pos, end, offsets[t], size)
+                if pos < 0:
+                    return v
+                out[i] = v
+    if pos > end:
+        return _ERR_SHORT
     if pos != end:
         return _ERR_END
     for j in range(lanes):
@@ -228,8 +380,8 @@ def _decode_chunk(words, pos, end, idx, starts, offsets, sizes, packed, lut, lut
     return _NO_ERROR
 
 
-@njit(parallel=True)
-def _decode_chunks(words, wbounds, bounds, idx, starts, offsets, sizes, packed, lut, lut_bits, prec,
+@njit(parallel=True, cache=True)
+def _decode_chunks(words, wbounds, bounds, idx, istride, starts, offsets, sizes, packed, lut, lut_bits, prec,
                    lanes, out):
     """Chunk ``c`` occupies ``words[wbounds[c]:wbounds[c+1]]`` (u32): states, then its words."""
     nchunks = len(bounds) - 1
@@ -243,8 +395,9 @@ def _decode_chunks(words, wbounds, bounds, idx, starts, offsets, sizes, packed, 
                 errors[c] = _ERR_END
         if errors[c] == 0:
             s0, s1 = bounds[c], bounds[c + 1]
-            errors[c] = _decode_chunk(words, a + 2 * lanes, wbounds[c + 1], idx[s0:s1], starts, offsets,
-                                      sizes, packed, lut, lut_bits, prec, lanes, state, out[s0:s1])
+            errors[c] = _decode_chunk(words, a + 2 * lanes, wbounds[c + 1], idx[s0 * istride : s1 * istride + 1],
+                                      istride, starts, offsets, sizes, packed, lut, lut_bits, prec, lanes, state,
+                                      out[s0:s1])
     return errors
 
 
@@ -260,13 +413,12 @@ def _words_of(chunks: list[bytes | memoryview], lanes: int) -> tuple[np.ndarray,
     return words, wbounds
 
 
-def _decode_bounded(chunks, idx, tables: Tables, bounds, lanes: int) -> np.ndarray:
-    if not (1 <= lanes <= MAX_LANES):
-        raise NctkError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
+def _decode_bounded(chunks, idx, istride: int, tables: Tables, bounds, lanes: int) -> np.ndarray:
+    _check_lanes(lanes)
     words, wbounds = _words_of(chunks, lanes) if len(chunks) else (np.empty(0, "<u4"), np.zeros(1, np.int64))
     lut, lut_bits = tables.lookup()
     out = np.empty(int(bounds[-1]), dtype=np.int32)
-    errors = _decode_chunks(words, wbounds, bounds, idx, tables.starts, tables.offsets, tables.sizes,
+    errors = _decode_chunks(words, wbounds, bounds, idx, istride, tables.starts, tables.offsets, tables.sizes,
                             tables.packed, lut, lut_bits, tables.precision, lanes, out)
     bad = np.flatnonzero(errors)
     if len(bad):
@@ -286,8 +438,8 @@ def decode_chunks(chunks: list[bytes | memoryview], indexes, tables: Table | Tab
     """Decode independent streams; ``counts[c]`` symbols from ``chunks[c]``; one int32 array."""
     tables = Tables.of(tables)
     bounds = _counts_bounds(counts, len(chunks))
-    idx = check_indexes(indexes, int(bounds[-1]), tables)
-    return _decode_bounded(chunks, idx, tables, bounds, lanes)
+    idx, istride = _index_arg(indexes, int(bounds[-1]), tables)
+    return _decode_bounded(chunks, idx, istride, tables, bounds, lanes)
 
 
 def decode(data: bytes | memoryview, indexes, tables: Table | Tables, count: int | None = None,
@@ -323,7 +475,7 @@ def _family_index(mu, sigma, sigma_bits, n_frac, boundaries, coarse):
     return j * n_frac + frac, np.int64(base)
 
 
-@njit(parallel=True)
+@njit(parallel=True, cache=True)
 def _family_prepare(sym, means, scales, scale_bits, bounds, n_frac, boundaries, coarse, idx, rel):
     """Table index and mean-relative symbol for each input (``sym`` may be empty for decode)."""
     for c in prange(len(bounds) - 1):
@@ -355,7 +507,7 @@ def encode_family(symbols, means, scales, family: ParametricFamily, *, chunk_siz
     _family_prepare(sym, mu, sigma, bits, bounds, family.n_frac, family.boundaries, family.coarse, idx, rel)
     if len(rel) and (rel.min() < -(1 << 31) or rel.max() >= 1 << 31):
         raise NctkError("symbols minus their means must fit in int32")
-    return _encode_bounded(rel, idx, family.tables, bounds, lanes)
+    return _encode_bounded(rel, idx, 1, family.tables, bounds, lanes)
 
 
 def decode_family(chunks: list[bytes | memoryview], means, scales, family: ParametricFamily,
@@ -368,4 +520,4 @@ def decode_family(chunks: list[bytes | memoryview], means, scales, family: Param
     base = np.empty(n, dtype=np.int64)
     _family_prepare(np.empty(0, np.int64), mu, sigma, bits, bounds, family.n_frac, family.boundaries,
                     family.coarse, idx, base)
-    return _decode_bounded(chunks, idx, family.tables, bounds, lanes).astype(np.int64) + base
+    return _decode_bounded(chunks, idx, 1, family.tables, bounds, lanes).astype(np.int64) + base

@@ -22,7 +22,7 @@ import numpy as np
 
 from entropy.errors import FormatError, TableError, TruncatedError
 
-PRECISION_MIN = 8
+PRECISION_MIN = 12  # the encoders' float reciprocal is exact from 12 bits up (entropy/rans_numba.py)
 PRECISION_MAX = 16
 MAX_TABLES = 1 << 20
 MAX_ALPHABET = 1 << 16
@@ -184,6 +184,13 @@ class Tables:
         if bits not in self._lookups:
             self._lookups[bits] = _build_lookup(self, bits)
         return self._lookups[bits], bits
+
+    @functools.cached_property
+    def rcp(self) -> np.ndarray:
+        """``1.0 / freq`` per entry (float64): encoders divide by multiplying (then correct exactly)."""
+        r = 1.0 / self.freqs.astype(np.float64)
+        r.setflags(write=False)
+        return r
 
     @functools.cached_property
     def packed(self) -> np.ndarray:

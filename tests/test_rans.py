@@ -16,7 +16,7 @@ from entropy.tables import ParametricFamily, Table, Tables, from_counts, quantiz
 
 @st.composite
 def table_sets(draw):
-    precision = draw(st.integers(8, 16))
+    precision = draw(st.integers(12, 16))
     n_tables = draw(st.integers(1, 4))
     tables = []
     for _ in range(n_tables):
@@ -215,16 +215,16 @@ def test_table_validation():
 
 def test_format_doc_example():
     """The worked example in docs/FORMAT.md ("rANS streams")."""
-    tables = Tables([from_counts(np.array([3, 1]), offset=0, precision=8)])
-    assert tables.to_bytes().hex() == "4e54424c0108010000000000000002000000bf014001"
+    tables = Tables([from_counts(np.array([3, 1]), offset=0, precision=12)])
+    assert tables.to_bytes().hex() == "4e54424c010c010000000000000002000000ff17800801"
     data = rans.encode([0, 1, 0, 5], 0, tables, lanes=2)
-    assert data.hex() == "38cff1e500000000" + "fe0f020000000200"
+    assert data.hex() == "d026b4e300000000" + "feff200000002000"
     states = np.frombuffer(data, "<u8")
-    # lane 1: 5 escapes (u = 6, k = 3: raw 2 bits '10', 6 bits '000011'), then the escape entry,
-    # then symbol 1: x = 2**31 -> (x << 2) + 2 -> (x << 6) + 3 -> (x << 8) + 255 -> (x // 64 << 8) + x % 64 + 191
+    # Lane 1 (symbols 1 and 3) in encode order: 5 escapes (u = 6, k = 3): raw 2 bits = 2, raw 6 bits = 3,
+    # the escape entry (c = 4095, f = 1), then symbol 1 (c = 3071, f = 1024).
     x = 2**31
     x = (x << 2) + 2
     x = (x << 6) + 3
-    x = (x << 8) + 255
-    x = ((x // 64) << 8) + x % 64 + 191
+    x = (x << 12) + 4095
+    x = ((x // 1024) << 12) + x % 1024 + 3071
     assert states[1] == x

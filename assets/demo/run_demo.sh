@@ -12,9 +12,9 @@ for src in "$here"/inputs/*; do
   name="$(basename "$src")"
   cp "$src" "$work/$name"
   echo "\$ nctk compress $name"
-  nctk compress "$work/$name"
+  nctk compress "$work/$name" 2>&1
   echo "\$ nctk decompress $name.nctk -o $name.restored"
-  nctk decompress "$work/$name.nctk" -o "$work/$name.restored"
+  nctk decompress "$work/$name.nctk" -o "$work/$name.restored" 2>&1
   cmp "$work/$name" "$work/$name.restored"
   echo "   -> restored file is byte-identical to the original"
 done

@@ -45,7 +45,7 @@ from codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check
 from codec.tensor import fields as F
 from codec.tensor import formats
 from codec.tensor.formats import Segment
-from entropy.coder import DEFAULT_CHUNK, decode_chunks, encode_chunks
+from entropy.coder import DEFAULT_CHUNK, DEFAULT_LANES, decode_chunks, encode_chunks
 from entropy.container import Section
 from entropy.errors import CodecError, CorruptStreamError, FormatError, NctkError, UnsupportedVersionError
 from entropy.tables import PRECISION_MAX, PRECISION_MIN, Tables, from_counts
@@ -114,7 +114,7 @@ class TensorLossless:
         fmt = self._file_format(item)
         data = memoryview(item.data)
         segs, summary = formats.parse_npy(data) if fmt == "npy" else formats.parse_safetensors(data)
-        lanes = 1 if len(data) < SMALL_INPUT else 8
+        lanes = 1 if len(data) < SMALL_INPUT else DEFAULT_LANES
         header = base_header(self, kind="file", original_name=item.name, lanes=lanes,
                              chunk_size=self.chunk_size)
         header.update({"format": fmt, "original_size": len(data), "summary": summary})
@@ -122,7 +122,7 @@ class TensorLossless:
 
     def _encode_array(self, raw: memoryview, sch: str, order: str, meta: dict, kind: str) -> Encoded:
         segs = formats.typed_segments(0, len(raw), sch, order)
-        lanes = 1 if len(raw) < SMALL_INPUT else 8
+        lanes = 1 if len(raw) < SMALL_INPUT else DEFAULT_LANES
         header = base_header(self, kind=kind, original_name=None, lanes=lanes, chunk_size=self.chunk_size)
         header.update({"format": None, "original_size": len(raw), "array": meta})
         return Encoded(header, self._smallest(raw, segs, lanes))
