@@ -14,12 +14,13 @@ from entropy.errors import CorruptStreamError, FormatError, NctkError
 from entropy.rans import DEFAULT_LANES, ESCAPE_LENGTH_BITS, MAX_LANES, STATE_LOW
 from entropy.tables import ParametricFamily, Table, Tables
 
-_NO_ERROR, _ERR_SHORT, _ERR_END, _ERR_ESCAPE, _ERR_INDEX = 0, 1, 2, 3, 4
+_NO_ERROR, _ERR_SHORT, _ERR_END, _ERR_ESCAPE, _ERR_INDEX, _ERR_MEAN = 0, 1, 2, 3, 4, 5
 _ERRORS = {
     _ERR_SHORT: "rANS stream ended early",
     _ERR_END: "rANS stream failed its end check (corrupted or wrong tables)",
     _ERR_ESCAPE: "escape out of range",
     _ERR_INDEX: "table index out of range",
+    _ERR_MEAN: "means must be finite and below 2**30 in magnitude",
 }
 
 
@@ -84,8 +85,12 @@ def _put_escape(state, lane, v, off, size, buf, pos):
     return _put_raw(state, lane, k, ESCAPE_LENGTH_BITS, buf, pos)
 
 
-_ENC_OVERFLOW, _ENC_BAD_INDEX, _ENC_BAD_SYMBOL = -1, -2, -3
-_ENC_ERRORS = {_ENC_BAD_INDEX: "table index out of range", _ENC_BAD_SYMBOL: "symbols must fit in int32"}
+_ENC_OVERFLOW, _ENC_BAD_INDEX, _ENC_BAD_SYMBOL, _ENC_BAD_MEAN = -1, -2, -3, -4
+_ENC_ERRORS = {_ENC_BAD_INDEX: "table index out of range", _ENC_BAD_SYMBOL: "symbols must fit in int32",
+               _ENC_BAD_MEAN: "means must be finite and below 2**30 in magnitude"}
+_NONE_F = np.zeros(0, dtype=np.float64)
+_NONE_I = np.zeros(0, dtype=np.int64)
+_NONE_I32 = np.zeros(0, dtype=np.int32)
 
 
 @njit(cache=True)
@@ -155,12 +160,14 @@ def _encode_chunk(sym, idx, istride, starts, offsets, sizes, packed, rcp, prec, 
 
 
 @njit(parallel=True, cache=True)
-def _encode_chunks(sym, idx, istride, bounds, starts, offsets, sizes, packed, rcp, prec, lanes, slack):
+def _encode_chunks(sym, idx, istride, bounds, fam_means, fam_scales, fam_bits, n_frac, boundaries, coarse,
+                   starts, offsets, sizes, packed, rcp, prec, lanes, slack):
     """All chunks into one buffer; chunk ``c`` is ``lanes`` states (2 words each) then its words.
 
     Chunk ``c``'s region is ``caps[c] .. caps[c+1]``: its symbols, the states, ``slack[c]`` words for
     escapes, and one spare word below for the branchless store in ``_put``. ``first[c] < 0`` is an
-    error code for that chunk (overflow: retry with more slack).
+    error code for that chunk (overflow: retry with more slack). With ``fam_means`` non-empty the table
+    indexes come from a parametric family instead of ``idx`` (computed per chunk, in cache).
     """
     nchunks = len(bounds) - 1
     caps = np.empty(nchunks + 1, dtype=np.int64)
@@ -169,11 +176,23 @@ def _encode_chunks(sym, idx, istride, bounds, starts, offsets, sizes, packed, rc
         caps[c + 1] = caps[c] + (bounds[c + 1] - bounds[c]) + 2 * lanes + slack[c] + 1
     buf = np.empty(caps[nchunks], dtype=np.uint32)
     first = np.empty(nchunks, dtype=np.int64)
+    family = len(fam_means) > 0
     for c in prange(nchunks):
         a, b = bounds[c], bounds[c + 1]
         state = np.empty(lanes, dtype=np.int64)
-        pos = _encode_chunk(sym[a:b], idx[a * istride : b * istride + 1], istride, starts, offsets, sizes,
-                            packed, rcp, prec, lanes, buf, caps[c + 1], state, caps[c] + 2 * lanes + 1)
+        floor = caps[c] + 2 * lanes + 1
+        if family:
+            fidx = np.empty(b - a, dtype=np.int64)
+            rel = np.empty(b - a, dtype=np.int64)
+            if not _family_fill(sym[a:b], fam_means[a:b], fam_scales[a:b], fam_bits[a:b], n_frac, boundaries,
+                                coarse, fidx, rel):
+                first[c] = _ENC_BAD_MEAN
+                continue
+            pos = _encode_chunk(rel, fidx, 1, starts, offsets, sizes, packed, rcp, prec, lanes, buf,
+                                caps[c + 1], state, floor)
+        else:
+            pos = _encode_chunk(sym[a:b], idx[a * istride : b * istride + 1], istride, starts, offsets, sizes,
+                                packed, rcp, prec, lanes, buf, caps[c + 1], state, floor)
         if pos >= 0:
             for j in range(lanes):  # the states go right before the words, low word first
                 buf[pos - 2 * lanes + 2 * j] = state[j] & 0xFFFFFFFF
@@ -228,11 +247,14 @@ def _check_lanes(lanes: int) -> None:
         raise NctkError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
 
 
-def _encode_bounded(sym, idx, istride: int, tables: Tables, bounds, lanes: int) -> list[bytes]:
+def _encode_bounded(sym, idx, istride: int, tables: Tables, bounds, lanes: int,
+                    family: tuple | None = None) -> list[bytes]:
+    """Run the chunk kernel, retrying chunks that had more escapes than their slack allowed."""
+    fam = family or (_NONE_F, _NONE_F, _NONE_I, 1, _NONE_F, _NONE_I32)
     sizes = np.diff(bounds)
     slack = sizes // 64 + 16  # room for escapes; a chunk with more is redone with the exact worst case
     while True:
-        buf, first, caps = _encode_chunks(sym, idx, istride, bounds, tables.starts, tables.offsets,
+        buf, first, caps = _encode_chunks(sym, idx, istride, bounds, *fam, tables.starts, tables.offsets,
                                           tables.sizes, tables.packed, tables.rcp, tables.precision, lanes, slack)
         bad = first[first < 0]
         if len(bad) and bad.min() < _ENC_OVERFLOW:
@@ -381,11 +403,15 @@ def _decode_chunk(words, pos, end, idx, istride, starts, offsets, sizes, packed,
 
 
 @njit(parallel=True, cache=True)
-def _decode_chunks(words, wbounds, bounds, idx, istride, starts, offsets, sizes, packed, lut, lut_bits, prec,
-                   lanes, out):
-    """Chunk ``c`` occupies ``words[wbounds[c]:wbounds[c+1]]`` (u32): states, then its words."""
+def _decode_chunks(words, wbounds, bounds, idx, istride, fam_means, fam_scales, fam_bits, n_frac, boundaries,
+                   coarse, starts, offsets, sizes, packed, lut, lut_bits, prec, lanes, out):
+    """Chunk ``c`` occupies ``words[wbounds[c]:wbounds[c+1]]`` (u32): states, then its words.
+
+    Family mode (``fam_means`` non-empty): table indexes and bases are computed per chunk and the bases
+    added to the decoded symbols."""
     nchunks = len(bounds) - 1
     errors = np.zeros(nchunks, dtype=np.int64)
+    family = len(fam_means) > 0
     for c in prange(nchunks):
         a = wbounds[c]
         state = np.empty(lanes, dtype=np.int64)
@@ -393,8 +419,21 @@ def _decode_chunks(words, wbounds, bounds, idx, istride, starts, offsets, sizes,
             state[j] = np.int64(words[a + 2 * j]) | (np.int64(words[a + 2 * j + 1]) << 32)
             if state[j] < 0:  # a u64 state >= 2**63 cannot come from an encoder
                 errors[c] = _ERR_END
-        if errors[c] == 0:
-            s0, s1 = bounds[c], bounds[c + 1]
+        if errors[c] != 0:
+            continue
+        s0, s1 = bounds[c], bounds[c + 1]
+        if family:
+            fidx = np.empty(s1 - s0, dtype=np.int64)
+            base = np.empty(s1 - s0, dtype=np.int64)
+            if not _family_fill(_NONE_I, fam_means[s0:s1], fam_scales[s0:s1], fam_bits[s0:s1], n_frac,
+                                boundaries, coarse, fidx, base):
+                errors[c] = _ERR_MEAN
+                continue
+            errors[c] = _decode_chunk(words, a + 2 * lanes, wbounds[c + 1], fidx, 1, starts, offsets, sizes,
+                                      packed, lut, lut_bits, prec, lanes, state, out[s0:s1])
+            for i in range(s1 - s0):
+                out[s0 + i] += base[i]
+        else:
             errors[c] = _decode_chunk(words, a + 2 * lanes, wbounds[c + 1], idx[s0 * istride : s1 * istride + 1],
                                       istride, starts, offsets, sizes, packed, lut, lut_bits, prec, lanes, state,
                                       out[s0:s1])
@@ -413,16 +452,21 @@ def _words_of(chunks: list[bytes | memoryview], lanes: int) -> tuple[np.ndarray,
     return words, wbounds
 
 
-def _decode_bounded(chunks, idx, istride: int, tables: Tables, bounds, lanes: int) -> np.ndarray:
+def _decode_bounded(chunks, idx, istride: int, tables: Tables, bounds, lanes: int,
+                    family: tuple | None = None) -> np.ndarray:
     _check_lanes(lanes)
     words, wbounds = _words_of(chunks, lanes) if len(chunks) else (np.empty(0, "<u4"), np.zeros(1, np.int64))
     lut, lut_bits = tables.lookup()
-    out = np.empty(int(bounds[-1]), dtype=np.int32)
-    errors = _decode_chunks(words, wbounds, bounds, idx, istride, tables.starts, tables.offsets, tables.sizes,
-                            tables.packed, lut, lut_bits, tables.precision, lanes, out)
+    fam = family or (_NONE_F, _NONE_F, _NONE_I, 1, _NONE_F, _NONE_I32)
+    out = np.empty(int(bounds[-1]), dtype=np.int64 if family else np.int32)
+    errors = _decode_chunks(words, wbounds, bounds, idx, istride, *fam, tables.starts, tables.offsets,
+                            tables.sizes, tables.packed, lut, lut_bits, tables.precision, lanes, out)
     bad = np.flatnonzero(errors)
     if len(bad):
-        raise CorruptStreamError(f"chunk {bad[0]}: {_ERRORS[int(errors[bad[0]])]}")
+        err = int(errors[bad[0]])
+        if err == _ERR_MEAN:
+            raise NctkError(_ERRORS[err])
+        raise CorruptStreamError(f"chunk {bad[0]}: {_ERRORS[err]}")
     return out
 
 
@@ -454,70 +498,60 @@ def decode(data: bytes | memoryview, indexes, tables: Table | Tables, count: int
 
 # ------------------------------------------------------------------ fused mean-scale (Gaussian...) path
 
-@njit(inline="always")
-def _family_index(mu, sigma, sigma_bits, n_frac, boundaries, coarse):
-    """Table index and integer base for one (mean, scale): exact, same as ParametricFamily.index.
+@njit(cache=True)
+def _family_fill(sym, means, scales, scale_bits, n_frac, boundaries, coarse, idx, rel):
+    """Table index and mean-relative symbol (or, with ``sym`` empty, the base) of each input.
 
-    ``sigma_bits`` is the float64 bit pattern of ``sigma``; its top 17 bits pick a coarse cell.
+    Exactly :meth:`ParametricFamily.index`: ``t = floor(mu * n_frac)``, base ``floor(t / n_frac)``,
+    the scale bucket from the top 17 bits of ``sigma``'s float64 pattern (a coarse cell) plus exact
+    comparisons with the boundaries. Returns False for a mean that is not finite or >= 2**30.
     """
-    t = np.floor(mu * n_frac)
-    base = np.floor(t / n_frac)
-    frac = np.int64(t - base * n_frac)
-    cell = sigma_bits >> 47
-    if cell < coarse[0]:
-        j = 0
-    elif cell > coarse[1]:
-        j = len(boundaries)
-    else:
-        j = np.int64(coarse[2 + cell - coarse[0]])
-    while j < len(boundaries) and boundaries[j] <= sigma:
-        j += 1
-    return j * n_frac + frac, np.int64(base)
+    nb = len(boundaries)
+    lo_cell, hi_cell = coarse[0], coarse[1]
+    for i in range(len(means)):
+        mu = means[i]
+        if not abs(mu) < 2.0**30:  # also catches NaN
+            return False
+        sigma = scales[i]
+        t = np.floor(mu * n_frac)
+        base = np.floor(t / n_frac)
+        frac = np.int64(t - base * n_frac)
+        cell = scale_bits[i] >> 47
+        if cell < lo_cell:
+            j = 0
+        elif cell > hi_cell:
+            j = nb
+        else:
+            j = np.int64(coarse[2 + cell - lo_cell])
+        while j < nb and boundaries[j] <= sigma:
+            j += 1
+        idx[i] = j * n_frac + frac
+        rel[i] = (np.int64(sym[i]) - np.int64(base)) if len(sym) else np.int64(base)
+    return True
 
 
-@njit(parallel=True, cache=True)
-def _family_prepare(sym, means, scales, scale_bits, bounds, n_frac, boundaries, coarse, idx, rel):
-    """Table index and mean-relative symbol for each input (``sym`` may be empty for decode)."""
-    for c in prange(len(bounds) - 1):
-        for i in range(bounds[c], bounds[c + 1]):
-            t, base = _family_index(means[i], scales[i], scale_bits[i], n_frac, boundaries, coarse)
-            idx[i] = t
-            rel[i] = (sym[i] - base) if len(sym) else base
-
-
-def _family_arrays(family: ParametricFamily, means, scales, n: int):
+def _family_args(family: ParametricFamily, means, scales, n: int) -> tuple:
     mu = np.ascontiguousarray(np.reshape(means, -1), dtype=np.float64)
     sigma = np.ascontiguousarray(np.reshape(scales, -1), dtype=np.float64)
     if len(mu) != n or len(sigma) != n:
         raise NctkError(f"need one mean and one scale per symbol ({n}), got {len(mu)} and {len(sigma)}")
-    if n and (not np.isfinite(mu).all() or np.abs(mu).max() >= 2.0**30):
-        raise NctkError("means must be finite and below 2**30 in magnitude")
-    return mu, sigma, sigma.view(np.int64)
+    return mu, sigma, sigma.view(np.int64), family.n_frac, family.boundaries, family.coarse
 
 
 def encode_family(symbols, means, scales, family: ParametricFamily, *, chunk_size: int,
                   lanes: int = DEFAULT_LANES) -> list[bytes]:
-    """Code integer ``symbols`` under per-symbol (mean, scale); the fused form of
-    ``rans.encode(symbols - base, idx, family.tables)`` with ``idx, base = family.index(...)``."""
-    sym = np.ascontiguousarray(np.reshape(symbols, -1)).astype(np.int64, copy=False)
-    mu, sigma, bits = _family_arrays(family, means, scales, len(sym))
-    bounds = _chunk_bounds(len(sym), chunk_size)
-    idx = np.empty(len(sym), dtype=np.int64)
-    rel = np.empty(len(sym), dtype=np.int64)
-    _family_prepare(sym, mu, sigma, bits, bounds, family.n_frac, family.boundaries, family.coarse, idx, rel)
-    if len(rel) and (rel.min() < -(1 << 31) or rel.max() >= 1 << 31):
-        raise NctkError("symbols minus their means must fit in int32")
-    return _encode_bounded(rel, idx, 1, family.tables, bounds, lanes)
+    """Code integer ``symbols`` under per-symbol (mean, scale): the fused form of
+    ``rans.encode(symbols - base, idx, family.tables)`` with ``idx, base = family.index(means, scales)``
+    (symbols minus their base must fit in int32)."""
+    _check_lanes(lanes)
+    sym = _kernel_ints(symbols, "symbols")
+    fam = _family_args(family, means, scales, len(sym))
+    return _encode_bounded(sym, _NONE_I, 1, family.tables, _chunk_bounds(len(sym), chunk_size), lanes, fam)
 
 
 def decode_family(chunks: list[bytes | memoryview], means, scales, family: ParametricFamily,
                   counts: list[int] | np.ndarray, *, lanes: int = DEFAULT_LANES) -> np.ndarray:
     """Inverse of :func:`encode_family`; int64 symbols."""
     bounds = _counts_bounds(counts, len(chunks))
-    n = int(bounds[-1])
-    mu, sigma, bits = _family_arrays(family, means, scales, n)
-    idx = np.empty(n, dtype=np.int64)
-    base = np.empty(n, dtype=np.int64)
-    _family_prepare(np.empty(0, np.int64), mu, sigma, bits, bounds, family.n_frac, family.boundaries,
-                    family.coarse, idx, base)
-    return _decode_bounded(chunks, idx, 1, family.tables, bounds, lanes).astype(np.int64) + base
+    fam = _family_args(family, means, scales, int(bounds[-1]))
+    return _decode_bounded(chunks, _NONE_I, 1, family.tables, bounds, lanes, fam)

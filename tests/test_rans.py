@@ -176,9 +176,8 @@ def test_family_index_exact_at_boundaries(family):
     ref_idx, ref_base = family.index(means, scales)
     idx = np.empty(len(scales), np.int64)
     base = np.empty(len(scales), np.int64)
-    bounds = np.array([0, len(scales)])
-    rans_numba._family_prepare(np.empty(0, np.int64), means, scales, scales.view(np.int64), bounds,
-                               family.n_frac, family.boundaries, family.coarse, idx, base)
+    assert rans_numba._family_fill(np.empty(0, np.int64), means, scales, scales.view(np.int64), family.n_frac,
+                                   family.boundaries, family.coarse, idx, base)
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_array_equal(base, ref_base)
 
@@ -200,8 +199,12 @@ def test_family_fused_matches_reference(seed, n, kind):
 
 
 def test_family_rejects_bad_means(family):
-    with pytest.raises(NctkError):
-        rans_numba.encode_family([1], [np.nan], [1.0], family, chunk_size=10)
+    for bad in (np.nan, np.inf, -2.0**31):
+        with pytest.raises(NctkError, match="means"):
+            rans_numba.encode_family([1, 2], [0.0, bad], [1.0, 1.0], family, chunk_size=10)
+    chunks = rans_numba.encode_family([1, 2], [0.0, 0.0], [1.0, 1.0], family, chunk_size=10)
+    with pytest.raises(NctkError, match="means"):
+        rans_numba.decode_family(chunks, [0.0, np.nan], [1.0, 1.0], family, [2])
 
 
 def test_table_validation():
