@@ -43,7 +43,7 @@ def coding_cases(draw):
             sym[i] = max(-(1 << 31), min((1 << 31) - 1, off + draw(st.integers(-3, size + 3))))
         else:
             sym[i] = draw(st.integers(-(1 << 31), (1 << 31) - 1))
-    lanes = draw(st.sampled_from([1, 2, 3, 8, 13, 32]))
+    lanes = draw(st.sampled_from([1, 2, 3, 4, 4, 8, 13, 32]))
     return sym, idx, tables, lanes
 
 
@@ -231,3 +231,18 @@ def test_format_doc_example():
     x = (x << 12) + 4095
     x = ((x // 1024) << 12) + x % 1024 + 3071
     assert states[1] == x
+
+
+@pytest.mark.parametrize("lanes", [4, 5])
+def test_single_table_many_escapes_and_tails(lanes):
+    """The 4-lane register loop with escapes in some groups, every tail length, and slack overflow."""
+    rng = np.random.default_rng(lanes)
+    table = from_counts(rng.integers(1, 100, 30), offset=-10, precision=13)
+    for n in (0, 1, 2, 3, 4, 5, 7, 8, 9, 63, 64, 65, 1001):
+        sym = rng.integers(-12, 22, n)
+        sym[rng.random(n) < 0.3] = rng.integers(-(2**31), 2**31 - 1)
+        ref = rans.encode(sym, 0, table, lanes=lanes)
+        assert rans_numba.encode(sym, 0, table, lanes=lanes) == ref
+        chunks = rans_numba.encode_chunks(sym, None, table, chunk_size=50, lanes=lanes)
+        counts = [len(sym[a : a + 50]) for a in range(0, max(n, 1), 50)]
+        np.testing.assert_array_equal(rans_numba.decode_chunks(chunks, None, table, counts, lanes=lanes), sym)
