@@ -24,8 +24,18 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check codec entropy cli tests benchmarks
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.bench-installed
+
+# Benchmark peers (faiss, vector-quantize-pytorch), constrained to the pinned venv so nothing moves.
+$(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt
+	$(BIN)/pip freeze | grep -v -e '^-e' -e '^nctk' > $(VENV)/constraints.txt
+	$(BIN)/pip install -q -r benchmarks/requirements.txt -c $(VENV)/constraints.txt
+	touch $(BENCH_STAMP)
+
+# Benchmarks rewrite benchmarks/RESULTS.md; run them alone on the machine.
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/entropy_bench.py
+	$(BIN)/python benchmarks/rvq_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

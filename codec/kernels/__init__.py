@@ -1,0 +1,1 @@
+"""Accelerated kernels (Numba CPU, CUDA), each beside the reference it must match exactly."""

@@ -1,0 +1,277 @@
+"""Numba RVQ kernels: the codes of :mod:`codec.kernels.rvq_ref`, bit for bit, at BLAS speed.
+
+Encoding screens codewords with fast float32 arithmetic (the ``||c||^2 - 2 r.c`` form; any summation
+order, vectorised, FMA allowed) and keeps every codeword whose screened score lies within a proven
+error bound of the best one. When more than one survives (a near tie, rare), the exact float64
+distance of the reference settles it. So the fast path is free to round differently and the codes
+still equal the reference's.
+
+Error bound: a float32 dot product of length D has absolute error at most ``gamma_D * sum|r_d c_d|``
+with ``gamma_D = D u / (1 - D u)``, ``u = 2**-24`` (any order, with or without FMA), and
+``sum|r_d c_d| <= |r| |c|``. Adding the roundings of ``||c||^2``, the final subtraction and the
+float64 exact distance itself, every score is within ``(2 gamma_D + 16 u) (|r| + cmax)**2`` of
+``|r - c|^2 - |r|^2``; candidates are those within twice that of the minimum.
+
+Two paths: small D (<= 32) runs one fused kernel per block of vectors (all stages, residuals kept in
+L1, the distance rows never leave L1; generated per D so the dot products unroll); larger D multiplies
+residual blocks by the codebook with one sgemm per block and stage (torch's BLAS, near the machine's
+FLOP roofline) and keeps the two best scores per row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from codec.kernels.rvq_ref import check_rvq_inputs
+from entropy.errors import NctkError
+
+U32 = 2.0**-24
+SMALL_D = 32
+BLAS_BLOCK = 4096  # vectors per sgemm block on the large-D path
+
+
+def _gamma(d: int) -> float:
+    return d * U32 / (1.0 - d * U32)
+
+
+@njit(cache=True)
+def _exact(r, c):
+    """The reference's exact distance: float64, left to right, no fused operations."""
+    acc = 0.0
+    for d in range(r.shape[0]):
+        diff = np.float64(r[d]) - np.float64(c[d])
+        sq = diff * diff
+        acc = acc + sq
+    return acc
+
+
+@njit(cache=True)
+def _settle(r, cb, scores, thresh):
+    """Among codewords whose score is <= thresh, the exact argmin (lowest index on ties)."""
+    k_best = -1
+    d_best = 0.0
+    for k in range(scores.shape[0]):
+        if scores[k] <= thresh:
+            dk = _exact(r, cb[k])
+            if k_best < 0 or dk < d_best:
+                k_best = k
+                d_best = dk
+    return k_best
+
+
+@njit(cache=True)
+def _screen(scores, ib):
+    """Index of a near-minimal score: an int32 min over ``coarse_key << ib | k`` (LLVM vectorises an
+    integer min 8-wide; a float min reduction would not vectorise without fast-math).
+
+    ``coarse_key`` is the score's order-preserving int32 key with its low ``ib`` bits dropped, so the
+    winner's score is at most a few ulps-times-2**ib above the true minimum; :func:`_pick` only needs a
+    candidate no smaller than the minimum (see there)."""
+    bits = scores.view(np.int32)
+    best = np.int32(0x7FFFFFFF)
+    low = np.int32((1 << ib) - 1)
+    for k in range(bits.shape[0]):
+        # every intermediate cast back to int32: Numba would widen to int64, which AVX2 cannot min
+        v = bits[k]
+        key = np.int32(v ^ np.int32((v >> 31) & np.int32(0x7FFFFFFF)))
+        best = min(best, np.int32((key & ~low) | np.int32(k)))
+    return np.int64(best & low)
+
+
+@njit(cache=True)
+def _count_upto(scores, t):
+    """How many scores are <= t (vectorised)."""
+    c = 0
+    for k in range(scores.shape[0]):
+        c += scores[k] <= t
+    return c
+
+
+@njit(fastmath=True, cache=True)
+def _scores_small(r, cbt, cn, scores):
+    """scores[k] = ||c_k||^2 - 2 r.c_k in float32 for a D x K (transposed) codebook."""
+    for k in range(scores.shape[0]):
+        scores[k] = cn[k]
+    for d in range(r.shape[0]):
+        rd = np.float32(2.0) * r[d]
+        for k in range(scores.shape[0]):
+            scores[k] -= rd * cbt[d, k]
+
+
+@njit(cache=True)
+def _pick(r, cb, scores, cmax, coef, ib):
+    """The reference code for residual ``r`` given its screened ``scores``.
+
+    ``first`` has a score ``m' >= min``. Every codeword whose score is within the bound of the minimum
+    is within the bound of ``m'`` too, so if ``first`` is alone below ``m' + 2 bound`` it is the exact
+    argmin; otherwise the exact distance decides among those below it.
+    """
+    first = _screen(scores, ib)
+    rn = 0.0
+    for d in range(r.shape[0]):
+        rn += np.float64(r[d]) * np.float64(r[d])
+    rn = np.sqrt(rn)
+    bound = coef * (rn + cmax) * (rn + cmax)
+    thresh = np.float64(scores[first]) + 2.0 * bound
+    t32 = np.float32(thresh)
+    if np.float64(t32) < thresh:  # round the float32 threshold up
+        t32 = np.nextafter(t32, np.float32(np.inf))
+    if _count_upto(scores, t32) == 1:
+        return first
+    return _settle(r, cb, scores, t32)
+
+
+@njit(cache=True)
+def _subtract(r, c):
+    for d in range(r.shape[0]):
+        r[d] = np.float32(r[d] - c[d])
+
+
+GROUP = 4  # vectors scored together on the small-D path: each codebook load feeds 4 dot products
+
+_SMALL_SOURCE = """
+def scores_kernel(r, cbt, cn, scores):
+    {twice_r}
+    for k in range(scores.shape[1]):
+{dots}
+
+
+def encode_small(x, cb, cbt, cn, cmax, coef, ib, n_stages, codes):
+    n = x.shape[0]
+    k = cb.shape[1]
+    nblocks = (n + 255) // 256
+    for b in prange(nblocks):
+        r = np.empty(({group}, {dim}), dtype=np.float32)
+        scores = np.empty(({group}, k), dtype=np.float32)
+        for i0 in range(b * 256, min(n, b * 256 + 256), {group}):
+            for g in range({group}):
+                i = min(i0 + g, n - 1)  # a short last group repeats its last vector
+                for d in range({dim}):
+                    r[g, d] = x[i, d]
+            for s in range(n_stages):
+                scores_kernel(r, cbt[s], cn[s], scores)
+                for g in range(min({group}, n - i0)):
+                    code = _pick(r[g], cb[s], scores[g], cmax[s], coef, ib)
+                    codes[i0 + g, s] = code
+                    _subtract(r[g], cb[s, code])
+"""
+_SMALL_KERNELS: dict[int, object] = {}
+
+
+def _small_kernel(dim: int):
+    """The fused small-D encoder, generated for this D so the dot products unroll and the codeword loop
+    vectorises with the scores in registers (a generic D loop re-reads them D times), and scoring
+    GROUP vectors per codebook pass (a K=1024, D=8 codebook alone fills L1): every stage of a block of
+    256 vectors in one pass, the residuals in L1."""
+    if dim not in _SMALL_KERNELS:
+        twice_r = "; ".join(f"r{g}_{d} = np.float32(2.0) * r[{g}, {d}]" for g in range(GROUP) for d in range(dim))
+        loads = "".join(f"        c{d} = cbt[{d}, k]\n" for d in range(dim))
+        dots = loads + "".join(
+            f"        scores[{g}, k] = cn[k] - (" + " + ".join(f"r{g}_{d} * c{d}" for d in range(dim)) + ")\n"
+            for g in range(GROUP))
+        src = _SMALL_SOURCE.format(dim=dim, group=GROUP, twice_r=twice_r, dots=dots.rstrip("\n"))
+        scope = {"np": np, "prange": prange, "_pick": _pick, "_subtract": _subtract}
+        exec(compile(src, f"<nctk rvq small-D kernel, D={dim}>", "exec"), scope)
+        scope["scores_kernel"] = njit(fastmath=True)(scope["scores_kernel"])
+        _SMALL_KERNELS[dim] = njit(parallel=True)(scope["encode_small"])
+    return _SMALL_KERNELS[dim]
+
+
+@njit(cache=True)
+def _settle_rows(rows, res, g, cb, thresh, codes, s):
+    """Exact argmin for the ambiguous ``rows`` of a block (near ties after screening)."""
+    for j in range(rows.shape[0]):
+        i = rows[j]
+        codes[i, s] = _settle(res[i], cb, g[i], thresh[j])
+
+
+def _encode_large(x: np.ndarray, cb: np.ndarray, stages: int, coef: float, codes: np.ndarray) -> None:
+    """Large-D path, all in torch's thread pool: ``||c||^2 - 2 R C^T`` by one sgemm (addmm) per block
+    and stage, the two smallest scores per row (topk), and the exact distance only for rows whose
+    runner-up lies within the error bound of the minimum."""
+    import torch
+
+    tcb = torch.from_numpy(cb)
+    cn, cmax = _stage_tables(cb)
+    tcn = torch.from_numpy(cn)
+    cbt = [tcb[s].T.contiguous() for s in range(stages)]
+    tx = torch.from_numpy(x)
+    with torch.no_grad():
+        for a in range(0, x.shape[0], BLAS_BLOCK):
+            res = tx[a : a + BLAS_BLOCK].clone()
+            out = codes[a : a + BLAS_BLOCK]
+            for s in range(stages):
+                g = torch.addmm(tcn[s], res, cbt[s], beta=1.0, alpha=-2.0)
+                best = torch.topk(g, min(2, cb.shape[1]), dim=1, largest=False)
+                rn = torch.linalg.vector_norm(res.double(), dim=1)
+                bound = coef * (rn + float(cmax[s])) ** 2
+                k = best.indices[:, 0]
+                out[:, s] = k.numpy()
+                if cb.shape[1] > 1:
+                    vmin = best.values[:, 0].double()
+                    tied = best.values[:, 1].double() <= vmin + 2.0 * bound
+                    if bool(tied.any()):
+                        rows = torch.nonzero(tied).flatten()
+                        thresh = (vmin[rows] + 2.0 * bound[rows]).numpy()
+                        # float32 thresholds rounded up, as _pick does
+                        t32 = thresh.astype(np.float32)
+                        t32 = np.where(t32.astype(np.float64) < thresh, np.nextafter(t32, np.float32(np.inf)), t32)
+                        _settle_rows(rows.numpy(), res.numpy(), g.numpy(), cb[s], t32, out, s)
+                        k = torch.from_numpy(out[:, s].astype(np.int64))
+                res.sub_(tcb[s][k])
+
+
+def _stage_tables(cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per stage ||c_k||^2 (float32 of the float64 sum) and max ||c_k|| (float64)."""
+    c64 = cb.astype(np.float64)
+    norms2 = (c64 * c64).sum(axis=2)
+    return norms2.astype(np.float32), np.sqrt(norms2.max(axis=1))
+
+
+def encode(x, codebooks, n_stages: int | None = None) -> np.ndarray:
+    """RVQ codes (N, S) int32, identical to :func:`codec.kernels.rvq_ref.encode_reference`."""
+    x, cb = check_rvq_inputs(x, codebooks)
+    stages = cb.shape[0] if n_stages is None else int(n_stages)
+    if not 1 <= stages <= cb.shape[0]:
+        raise NctkError(f"n_stages must be in [1, {cb.shape[0]}]")
+    n, dim = x.shape
+    cn, cmax = _stage_tables(cb)
+    coef = 2.0 * _gamma(dim + 2) + 16.0 * U32
+    ib = max(1, int(cb.shape[1] - 1).bit_length())  # index bits in the packed screening key
+    if ib > 24:
+        raise NctkError("codebooks of more than 2**24 entries are not supported")
+    codes = np.empty((n, stages), dtype=np.int32)
+    if n == 0:
+        return codes
+    if dim <= SMALL_D:
+        cbt = np.ascontiguousarray(cb.transpose(0, 2, 1))
+        _small_kernel(dim)(x, cb, cbt, cn, cmax, coef, ib, stages, codes)
+        return codes
+    _encode_large(x, cb, stages, coef, codes)
+    return codes
+
+
+@njit(parallel=True, cache=True)
+def _decode(codes, cb, out):
+    n, stages = codes.shape
+    for i in prange(n):
+        for d in range(out.shape[1]):
+            out[i, d] = 0.0
+        for s in range(stages):
+            c = cb[s, codes[i, s]]
+            for d in range(out.shape[1]):
+                out[i, d] = np.float32(out[i, d] + c[d])
+
+
+def decode(codes, codebooks) -> np.ndarray:
+    """Gather-and-sum decode, identical to :func:`codec.kernels.rvq_ref.decode_reference`."""
+    cb = np.ascontiguousarray(codebooks, dtype=np.float32)
+    codes = np.ascontiguousarray(codes)
+    if cb.ndim != 3 or codes.ndim != 2 or codes.shape[1] > cb.shape[0]:
+        raise NctkError(f"codes (N, S<={cb.shape[0] if cb.ndim == 3 else '?'}) and codebooks (S, K, D) expected")
+    if codes.size and (codes.min() < 0 or codes.max() >= cb.shape[1]):
+        raise NctkError(f"codes must be in [0, {cb.shape[1]})")
+    out = np.empty((codes.shape[0], cb.shape[2]), dtype=np.float32)
+    _decode(codes.astype(np.int64, copy=False), cb, out)
+    return out

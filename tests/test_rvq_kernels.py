@@ -1,0 +1,80 @@
+"""RVQ kernels: Numba codes and reconstructions equal the reference bit for bit, ties included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codec.kernels import rvq, rvq_ref
+from entropy.errors import NctkError
+
+
+def _check(x, cb, n_stages=None):
+    ref = rvq_ref.encode_reference(x, cb, n_stages)
+    fast = rvq.encode(x, cb, n_stages)
+    np.testing.assert_array_equal(fast, ref)
+    assert np.array_equal(rvq.decode(fast, cb), rvq_ref.decode_reference(ref, cb))
+    return ref
+
+
+@pytest.mark.parametrize("dim", [1, 3, 8, 33, 64])
+def test_random_codebooks_match_reference(dim):
+    rng = np.random.default_rng(dim)
+    x = rng.normal(size=(500, dim)).astype(np.float32)
+    cb = (rng.normal(size=(4, 64, dim)) * np.array([1.0, 0.4, 0.2, 0.1])[:, None, None]).astype(np.float32)
+    _check(x, cb)
+    _check(x, cb, n_stages=2)
+
+
+@pytest.mark.parametrize("dim", [4, 40])
+def test_exact_and_near_ties(dim):
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=(1, 16, dim)).astype(np.float32)
+    cb = np.concatenate([base, base], axis=1)  # every codeword twice: exact ties -> lowest index
+    cb[0, 20] = np.nextafter(cb[0, 4], np.float32(np.inf))  # one-ulp neighbours: only the exact distance can tell
+    cb[0, 21] = np.nextafter(cb[0, 5], np.float32(-np.inf))
+    x = np.concatenate([cb[0, :16] + rng.normal(scale=1e-3, size=(16, dim)).astype(np.float32),
+                        ((cb[0, 4] + cb[0, 20]) / 2)[None], cb[0, 5][None], cb[0, 20][None],
+                        rng.normal(size=(64, dim))]).astype(np.float32)
+    codes = _check(x, cb)
+    # Exact duplicates (16..31 repeat 0..15) never win: ties go to the lowest index.
+    assert set(codes[:, 0]) <= set(range(16)) | {20, 21}
+    assert codes[16 + 2, 0] == 20  # the one-ulp neighbour itself: exact distance 0 beats codeword 4
+
+
+def test_points_equidistant_between_codewords():
+    # Residuals exactly halfway between two codewords (in exact arithmetic) for many directions.
+    rng = np.random.default_rng(3)
+    dim = 48
+    a = rng.integers(-8, 8, size=(32, dim)).astype(np.float32)
+    b = a + 2 * rng.integers(-2, 3, size=(32, dim)).astype(np.float32)
+    cb = np.stack([np.concatenate([a, b])])
+    x = ((a + b) / 2).astype(np.float32)
+    _check(x, cb)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.sampled_from([1, 2, 5, 8, 33, 48]), st.integers(1, 40), st.integers(1, 4),
+       st.integers(0, 2**32 - 1),
+       st.sampled_from([1e-3, 1.0, 1e3]))
+def test_property_codes_equal_reference(n, dim, k, stages, seed, scale):
+    rng = np.random.default_rng(seed)
+    cb = (rng.normal(size=(stages, k, dim)) * scale).astype(np.float32)
+    # Inputs built from codewords (and their midpoints) make ties and near-ties common.
+    picks = cb[0][rng.integers(0, k, n)] + cb[0][rng.integers(0, k, n)]
+    x = np.where(rng.random((n, 1)) < 0.5, picks / 2, rng.normal(size=(n, dim)) * scale).astype(np.float32)
+    _check(x, cb)
+
+
+def test_errors():
+    with pytest.raises(NctkError):
+        rvq.encode(np.zeros((3, 4)), np.zeros((2, 5, 3)))
+    with pytest.raises(NctkError):
+        rvq.encode(np.full((3, 4), np.nan), np.zeros((2, 5, 4)))
+    with pytest.raises(NctkError):
+        rvq.encode(np.zeros((3, 4)), np.zeros((2, 5, 4)), n_stages=3)
+    with pytest.raises(NctkError):
+        rvq.decode(np.full((3, 2), 5), np.zeros((2, 5, 4)))
+    assert rvq.encode(np.zeros((0, 4)), np.ones((2, 5, 4))).shape == (0, 2)
