@@ -14,8 +14,8 @@ float64 exact distance itself, every score is within ``(2 gamma_D + 16 u) (|r| +
 
 Two paths: small D (<= 32) runs one fused kernel per block of vectors (all stages, residuals kept in
 L1, the distance rows never leave L1; generated per D so the dot products unroll); larger D multiplies
-residual blocks by the codebook with one sgemm per block and stage (torch's BLAS, near the machine's
-FLOP roofline) and keeps the two best scores per row.
+residual blocks by the codebook with one sgemm per block and stage (numpy's BLAS, near the machine's
+FLOP roofline) and selects codes in a light single-threaded kernel.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from entropy.errors import NctkError
 
 U32 = 2.0**-24
 SMALL_D = 32
-BLAS_BLOCK = 4096  # vectors per sgemm block on the large-D path
+BLAS_BLOCK = 2048  # vectors per sgemm block on the large-D path
 
 
 def _gamma(d: int) -> float:
@@ -179,47 +179,32 @@ def _small_kernel(dim: int):
 
 
 @njit(cache=True)
-def _settle_rows(rows, res, g, cb, thresh, codes, s):
-    """Exact argmin for the ambiguous ``rows`` of a block (near ties after screening)."""
-    for j in range(rows.shape[0]):
-        i = rows[j]
-        codes[i, s] = _settle(res[i], cb, g[i], thresh[j])
+def _select_rows(res, g, cb, cn, cmax, coef, ib, codes, s):
+    """Large-D path, after the sgemm ``g = res @ cb.T``: scores ``||c||^2 - 2 g`` (in place), the
+    exact code of each row, and the residual update. Single-threaded on purpose: it costs ~10% of
+    the sgemm, and a second thread pool spinning beside BLAS's would cost more."""
+    for i in range(res.shape[0]):
+        row = g[i]
+        for k in range(row.shape[0]):
+            row[k] = cn[k] - np.float32(2.0) * row[k]
+        code = _pick(res[i], cb, row, cmax, coef, ib)
+        codes[i, s] = code
+        _subtract(res[i], cb[code])
 
 
-def _encode_large(x: np.ndarray, cb: np.ndarray, stages: int, coef: float, codes: np.ndarray) -> None:
-    """Large-D path, all in torch's thread pool: ``||c||^2 - 2 R C^T`` by one sgemm (addmm) per block
-    and stage, the two smallest scores per row (topk), and the exact distance only for rows whose
-    runner-up lies within the error bound of the minimum."""
-    import torch
-
-    tcb = torch.from_numpy(cb)
+def _encode_large(x: np.ndarray, cb: np.ndarray, stages: int, coef: float, ib: int, codes: np.ndarray) -> None:
+    """Large-D path: one sgemm per block of BLAS_BLOCK vectors and stage (numpy's BLAS, both cores,
+    into a reused buffer), then :func:`_select_rows`."""
     cn, cmax = _stage_tables(cb)
-    tcn = torch.from_numpy(cn)
-    cbt = [tcb[s].T.contiguous() for s in range(stages)]
-    tx = torch.from_numpy(x)
-    with torch.no_grad():
-        for a in range(0, x.shape[0], BLAS_BLOCK):
-            res = tx[a : a + BLAS_BLOCK].clone()
-            out = codes[a : a + BLAS_BLOCK]
-            for s in range(stages):
-                g = torch.addmm(tcn[s], res, cbt[s], beta=1.0, alpha=-2.0)
-                best = torch.topk(g, min(2, cb.shape[1]), dim=1, largest=False)
-                rn = torch.linalg.vector_norm(res.double(), dim=1)
-                bound = coef * (rn + float(cmax[s])) ** 2
-                k = best.indices[:, 0]
-                out[:, s] = k.numpy()
-                if cb.shape[1] > 1:
-                    vmin = best.values[:, 0].double()
-                    tied = best.values[:, 1].double() <= vmin + 2.0 * bound
-                    if bool(tied.any()):
-                        rows = torch.nonzero(tied).flatten()
-                        thresh = (vmin[rows] + 2.0 * bound[rows]).numpy()
-                        # float32 thresholds rounded up, as _pick does
-                        t32 = thresh.astype(np.float32)
-                        t32 = np.where(t32.astype(np.float64) < thresh, np.nextafter(t32, np.float32(np.inf)), t32)
-                        _settle_rows(rows.numpy(), res.numpy(), g.numpy(), cb[s], t32, out, s)
-                        k = torch.from_numpy(out[:, s].astype(np.int64))
-                res.sub_(tcb[s][k])
+    cbt = [np.ascontiguousarray(cb[s].T) for s in range(stages)]
+    g = np.empty((min(BLAS_BLOCK, x.shape[0]), cb.shape[1]), dtype=np.float32)
+    for a in range(0, x.shape[0], BLAS_BLOCK):
+        res = x[a : a + BLAS_BLOCK].copy()
+        gb = g[: len(res)]
+        out = codes[a : a + BLAS_BLOCK]
+        for s in range(stages):
+            np.matmul(res, cbt[s], out=gb)  # the FLOPs live here
+            _select_rows(res, gb, cb[s], cn[s], cmax[s], coef, ib, out, s)
 
 
 def _stage_tables(cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +233,7 @@ def encode(x, codebooks, n_stages: int | None = None) -> np.ndarray:
         cbt = np.ascontiguousarray(cb.transpose(0, 2, 1))
         _small_kernel(dim)(x, cb, cbt, cn, cmax, coef, ib, stages, codes)
         return codes
-    _encode_large(x, cb, stages, coef, codes)
+    _encode_large(x, cb, stages, coef, ib, codes)
     return codes
 
 
