@@ -1,7 +1,8 @@
 """One entry point for rANS coding: pick a backend by name, get the same bytes from each.
 
-``backend="numba"`` (default) is the fast CPU twin; ``"reference"`` is the pure-Python definition.
-A CUDA twin will register here under ``"cuda"``. All take the same arguments and are stateless.
+``backend="numba"`` (default) is the fast CPU twin; ``"reference"`` is the pure-Python definition;
+``"cuda"`` is the GPU twin (numba-cuda, a device or ``NUMBA_ENABLE_CUDASIM=1``). All take the same
+arguments, are stateless and produce the same bytes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ CODER_ID = rans.CODER_ID
 CODER_VERSION = rans.CODER_VERSION
 DEFAULT_LANES = rans.DEFAULT_LANES
 DEFAULT_CHUNK = 1 << 18  # symbols per independent chunk: ~0.02% of overhead, parallel, seekable
-BACKENDS = ("numba", "reference")
+BACKENDS = ("numba", "reference")  # always available
+GPU_BACKENDS = ("cuda",)  # only where numba.cuda finds a device (or runs its simulator)
 
 
 def _backend(name: str):
@@ -26,7 +28,16 @@ def _backend(name: str):
         return rans_numba
     if name == "reference":
         return None
-    raise NctkError(f"unknown coder backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name == "cuda":
+        try:
+            from entropy import rans_cuda
+        except ImportError as e:  # numba-cuda (the [gpu] extra) or its CUDA bindings are missing
+            raise NctkError(f"CUDA backend unavailable: {e}") from None
+        ok, why = rans_cuda.available()
+        if not ok:
+            raise NctkError(f"CUDA backend unavailable: {why}")
+        return rans_cuda
+    raise NctkError(f"unknown coder backend {name!r}; choose one of {', '.join(BACKENDS + GPU_BACKENDS)}")
 
 
 def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int = DEFAULT_CHUNK,
