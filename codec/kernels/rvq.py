@@ -12,7 +12,7 @@ with ``gamma_D = D u / (1 - D u)``, ``u = 2**-24`` (any order, with or without F
 float64 exact distance itself, every score is within ``(2 gamma_D + 16 u) (|r| + cmax)**2`` of
 ``|r - c|^2 - |r|^2``; candidates are those within twice that of the minimum.
 
-Two paths: small D (<= 32) runs one fused kernel per block of vectors (all stages, residuals kept in
+Two paths: small D (<= 20) runs one fused kernel per block of vectors (all stages, residuals kept in
 L1, the distance rows never leave L1; generated per D so the dot products unroll); larger D multiplies
 residual blocks by the codebook with one sgemm per block and stage (numpy's BLAS, near the machine's
 FLOP roofline) and selects codes in a light single-threaded kernel.
@@ -27,7 +27,7 @@ from codec.kernels.rvq_ref import check_rvq_inputs
 from entropy.errors import NctkError
 
 U32 = 2.0**-24
-SMALL_D = 32
+SMALL_D = 20  # measured crossover: the generated kernel spills registers beyond ~20 dimensions
 BLAS_BLOCK = 2048  # vectors per sgemm block on the large-D path
 
 
@@ -131,15 +131,10 @@ def _subtract(r, c):
 GROUP = 4  # vectors scored together on the small-D path: each codebook load feeds 4 dot products
 
 _SMALL_SOURCE = """
-def scores_kernel(r, cbt, cn, scores):
-    {twice_r}
-    for k in range(scores.shape[1]):
-{dots}
-
-
 def encode_small(x, cb, cbt, cn, cmax, coef, ib, n_stages, codes):
     n = x.shape[0]
     k = cb.shape[1]
+    low = np.int32((1 << ib) - 1)
     nblocks = (n + 255) // 256
     for b in prange(nblocks):
         r = np.empty(({group}, {dim}), dtype=np.float32)
@@ -150,31 +145,67 @@ def encode_small(x, cb, cbt, cn, cmax, coef, ib, n_stages, codes):
                 for d in range({dim}):
                     r[g, d] = x[i, d]
             for s in range(n_stages):
-                scores_kernel(r, cbt[s], cn[s], scores)
+                cbt_s = cbt[s]
+                cn_s = cn[s]
+                cb_s = cb[s]
+                {twice_r}
+                for j in range(k):
+{dots}
                 for g in range(min({group}, n - i0)):
-                    code = _pick(r[g], cb[s], scores[g], cmax[s], coef, ib)
+                    # screen: int32 min over coarse keys (see _screen), written inline
+                    bits = scores[g].view(np.int32)
+                    best = np.int32(0x7FFFFFFF)
+                    for j in range(k):
+                        v = bits[j]
+                        key = np.int32(v ^ np.int32((v >> 31) & np.int32(0x7FFFFFFF)))
+                        best = min(best, np.int32((key & ~low) | np.int32(j)))
+                    first = np.int64(best & low)
+                    rn = 0.0
+                    for d in range({dim}):
+                        rn += np.float64(r[g, d]) * np.float64(r[g, d])
+                    rn = np.sqrt(rn)
+                    bound = coef * (rn + cmax[s]) * (rn + cmax[s])
+                    thresh = np.float64(scores[g, first]) + 2.0 * bound
+                    t32 = np.float32(thresh)
+                    if np.float64(t32) < thresh:
+                        t32 = np.nextafter(t32, np.float32(np.inf))
+                    count = np.int32(0)
+                    for j in range(k):
+                        count += np.int32(scores[g, j] <= t32)
+                    code = first if count == 1 else _settle(r[g], cb_s, scores[g], t32)
                     codes[i0 + g, s] = code
-                    _subtract(r[g], cb[s, code])
+                    for d in range({dim}):
+                        r[g, d] = np.float32(r[g, d] - cb_s[code, d])
 """
 _SMALL_KERNELS: dict[int, object] = {}
 
 
+def _tree(terms: list[str]) -> str:
+    """A balanced sum: dependency depth log2(D) instead of D (the screening bound allows any order)."""
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    return f"({_tree(terms[:mid])} + {_tree(terms[mid:])})"
+
+
 def _small_kernel(dim: int):
     """The fused small-D encoder, generated for this D so the dot products unroll and the codeword loop
-    vectorises with the scores in registers (a generic D loop re-reads them D times), and scoring
-    GROUP vectors per codebook pass (a K=1024, D=8 codebook alone fills L1): every stage of a block of
-    256 vectors in one pass, the residuals in L1."""
+    vectorises with the scores in registers (a generic D loop re-reads them D times), scoring GROUP
+    vectors per codebook pass (a K=1024, D=8 codebook alone fills L1), with :func:`_pick`'s steps
+    written inline (calls with array views cost more than the work): every stage of a block of 256
+    vectors in one pass, the residuals in L1."""
     if dim not in _SMALL_KERNELS:
         twice_r = "; ".join(f"r{g}_{d} = np.float32(2.0) * r[{g}, {d}]" for g in range(GROUP) for d in range(dim))
-        loads = "".join(f"        c{d} = cbt[{d}, k]\n" for d in range(dim))
+        loads = "".join(f"                    c{d} = cbt_s[{d}, j]\n" for d in range(dim))
         dots = loads + "".join(
-            f"        scores[{g}, k] = cn[k] - (" + " + ".join(f"r{g}_{d} * c{d}" for d in range(dim)) + ")\n"
+            f"                    scores[{g}, j] = cn_s[j] - " + _tree([f"r{g}_{d} * c{d}" for d in range(dim)]) + "\n"
             for g in range(GROUP))
         src = _SMALL_SOURCE.format(dim=dim, group=GROUP, twice_r=twice_r, dots=dots.rstrip("\n"))
-        scope = {"np": np, "prange": prange, "_pick": _pick, "_subtract": _subtract}
+        scope = {"np": np, "prange": prange, "_settle": _settle}
         exec(compile(src, f"<nctk rvq small-D kernel, D={dim}>", "exec"), scope)
-        scope["scores_kernel"] = njit(fastmath=True)(scope["scores_kernel"])
-        _SMALL_KERNELS[dim] = njit(parallel=True)(scope["encode_small"])
+        # fastmath only lets LLVM reassociate the screening dot products (the bound allows any order);
+        # the exact distances live in _settle, compiled without it.
+        _SMALL_KERNELS[dim] = njit(parallel=True, fastmath=True)(scope["encode_small"])
     return _SMALL_KERNELS[dim]
 
 
