@@ -15,7 +15,8 @@ float64 exact distance itself, every score is within ``(2 gamma_D + 16 u) (|r| +
 Two paths: small D (<= 20) runs one fused kernel per block of vectors (all stages, residuals kept in
 L1, the distance rows never leave L1; generated per D so the dot products unroll); larger D multiplies
 residual blocks by the codebook with one sgemm per block and stage (numpy's BLAS, near the machine's
-FLOP roofline) and selects codes in a light single-threaded kernel.
+FLOP roofline; the codeword norms ride in the product) and selects codes in a light single-threaded
+kernel.
 """
 
 from __future__ import annotations
@@ -210,32 +211,37 @@ def _small_kernel(dim: int):
 
 
 @njit(cache=True)
-def _select_rows(res, g, cb, cn, cmax, coef, ib, codes, s):
-    """Large-D path, after the sgemm ``g = res @ cb.T``: scores ``||c||^2 - 2 g`` (in place), the
-    exact code of each row, and the residual update. Single-threaded on purpose: it costs ~10% of
-    the sgemm, and a second thread pool spinning beside BLAS's would cost more."""
+def _select_rows(res, g, cb, cmax, coef, ib, codes, s):
+    """Large-D path, after the sgemm: ``g`` already holds the scores ``||c||^2 - 2 r.c`` (the norms
+    ride in the product, see :func:`_encode_large`); pick each row's exact code and update the
+    residual (the first D columns of ``res``). Single-threaded on purpose: a second thread pool
+    spinning beside BLAS's measured slower than leaving BLAS both cores."""
+    dim = cb.shape[1]
     for i in range(res.shape[0]):
-        row = g[i]
-        for k in range(row.shape[0]):
-            row[k] = cn[k] - np.float32(2.0) * row[k]
-        code = _pick(res[i], cb, row, cmax, coef, ib)
+        r = res[i, :dim]
+        code = _pick(r, cb, g[i], cmax, coef, ib)
         codes[i, s] = code
-        _subtract(res[i], cb[code])
+        _subtract(r, cb[code])
 
 
 def _encode_large(x: np.ndarray, cb: np.ndarray, stages: int, coef: float, ib: int, codes: np.ndarray) -> None:
-    """Large-D path: one sgemm per block of BLAS_BLOCK vectors and stage (numpy's BLAS, both cores,
-    into a reused buffer), then :func:`_select_rows`."""
+    """Large-D path: per block of BLAS_BLOCK vectors and stage, one sgemm ``[r, 1] @ [-2 C^T; ||c||^2]``
+    (numpy's BLAS, both cores, into a reused buffer) gives the screening scores directly; then
+    :func:`_select_rows`. (-2 C is exact in float32; the extra term is within the error bound.)"""
     cn, cmax = _stage_tables(cb)
-    cbt = [np.ascontiguousarray(cb[s].T) for s in range(stages)]
-    g = np.empty((min(BLAS_BLOCK, x.shape[0]), cb.shape[1]), dtype=np.float32)
-    for a in range(0, x.shape[0], BLAS_BLOCK):
-        res = x[a : a + BLAS_BLOCK].copy()
-        gb = g[: len(res)]
-        out = codes[a : a + BLAS_BLOCK]
+    n, dim = x.shape
+    aug = [np.ascontiguousarray(np.concatenate([-2.0 * cb[s].T, cn[s][None, :]], axis=0)) for s in range(stages)]
+    g = np.empty((min(BLAS_BLOCK, n), cb.shape[1]), dtype=np.float32)
+    res = np.empty((min(BLAS_BLOCK, n), dim + 1), dtype=np.float32)
+    for a in range(0, n, BLAS_BLOCK):
+        m = min(BLAS_BLOCK, n - a)
+        rb, gb = res[:m], g[:m]
+        rb[:, :dim] = x[a : a + m]
+        rb[:, dim] = 1.0
+        out = codes[a : a + m]
         for s in range(stages):
-            np.matmul(res, cbt[s], out=gb)  # the FLOPs live here
-            _select_rows(res, gb, cb[s], cn[s], cmax[s], coef, ib, out, s)
+            np.matmul(rb, aug[s], out=gb)  # the FLOPs live here
+            _select_rows(rb, gb, cb[s], cmax[s], coef, ib, out, s)
 
 
 def _stage_tables(cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -253,7 +259,7 @@ def encode(x, codebooks, n_stages: int | None = None) -> np.ndarray:
         raise NctkError(f"n_stages must be in [1, {cb.shape[0]}]")
     n, dim = x.shape
     cn, cmax = _stage_tables(cb)
-    coef = 2.0 * _gamma(dim + 2) + 16.0 * U32
+    coef = 2.0 * _gamma(dim + 3) + 16.0 * U32  # dot products of length D (+1 for the norm column)
     ib = max(1, int(cb.shape[1] - 1).bit_length())  # index bits in the packed screening key
     if ib > 24:
         raise NctkError("codebooks of more than 2**24 entries are not supported")
