@@ -17,7 +17,6 @@ import argparse
 import datetime
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -26,12 +25,13 @@ import numpy as np
 from scipy.special import ndtr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import best_time, write_section  # noqa: E402
 
 from entropy import rans, rans_numba  # noqa: E402
 from entropy.coder import DEFAULT_CHUNK  # noqa: E402
 from entropy.tables import ParametricFamily, categorical  # noqa: E402
-
-RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def gaussian_workload(n: int, rng: np.random.Generator):
@@ -50,14 +50,6 @@ def zipf_workload(n: int, rng: np.random.Generator):
     y = rng.choice(1024, n, p=p)
     return y, p, -np.log2(p[y]).mean()
 
-
-def best_time(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 # ------------------------------------------------------------------------------------------- coders
@@ -236,7 +228,7 @@ def main() -> None:
     table_md = render(rows, threads)
     print(table_md)
     if not args.no_write:
-        write_section(table_md)
+        write_section("entropy-bench", table_md)
 
 
 def bench_size(n: int, rng, fam, args, threads: int) -> list[dict]:
@@ -245,6 +237,9 @@ def bench_size(n: int, rng, fam, args, threads: int) -> list[dict]:
     x, mu, sigma, xent_a = gaussian_workload(n, rng)
     y, p, xent_b = zipf_workload(n, rng)
     table = categorical(p, precision=16)
+    # compile the Numba kernels outside the timings
+    nctk_gaussian(x[:1000], mu[:1000], sigma[:1000], fam, 1, threads)
+    nctk_categorical(y[:1000], p, table, 1, threads)
     coders = [
         (f"nctk rans64, Numba, {threads} threads",
          lambda: nctk_gaussian(x, mu, sigma, fam, args.repeat, threads),
@@ -311,18 +306,6 @@ def render(rows, threads: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(md: str) -> None:
-    """Replace the entropy section of RESULTS.md (between its markers), keeping the rest."""
-    start, end = "<!-- entropy-bench:start -->", "<!-- entropy-bench:end -->"
-    block = f"{start}\n{md}\n{end}"
-    intro = "# Benchmark results\n\nRatios matter more than absolute figures: these shared machines drift.\n\n"
-    text = RESULTS.read_text() if RESULTS.exists() else intro
-    if start in text:
-        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

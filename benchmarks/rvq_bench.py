@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import best_time, write_section  # noqa: E402
 
 from codec.kernels import rvq, rvq_ref  # noqa: E402
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 K, STAGES = 1024, 8
 
 
@@ -45,14 +45,6 @@ def data(dim: int, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     cb = faiss.vector_to_array(rq.codebooks).reshape(STAGES, K, dim).astype(np.float32)
     return x, cb
 
-
-def best_time(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def faiss_flat(x, cb):
@@ -170,16 +162,6 @@ def render(rows) -> str:
     return "\n".join(lines)
 
 
-def write_section(md: str) -> None:
-    start, end = "<!-- rvq-bench:start -->", "<!-- rvq-bench:end -->"
-    block = f"{start}\n{md}\n{end}"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if start in text:
-        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
-    print(f"wrote {RESULTS}")
 
 
 def main() -> None:
@@ -196,7 +178,7 @@ def main() -> None:
     md = render(rows)
     print(md)
     if not args.no_write:
-        write_section(md)
+        write_section("rvq-bench", md)
 
 
 if __name__ == "__main__":
