@@ -21,6 +21,9 @@ kernel.
 
 from __future__ import annotations
 
+import concurrent.futures
+
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -210,12 +213,11 @@ def _small_kernel(dim: int):
     return _SMALL_KERNELS[dim]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _select_rows(res, g, cb, cmax, coef, ib, codes, s):
     """Large-D path, after the sgemm: ``g`` already holds the scores ``||c||^2 - 2 r.c`` (the norms
     ride in the product, see :func:`_encode_large`); pick each row's exact code and update the
-    residual (the first D columns of ``res``). Single-threaded on purpose: a second thread pool
-    spinning beside BLAS's measured slower than leaving BLAS both cores."""
+    residual (the first D columns of ``res``). Releases the GIL: one worker thread per core runs it."""
     dim = cb.shape[1]
     for i in range(res.shape[0]):
         r = res[i, :dim]
@@ -226,22 +228,41 @@ def _select_rows(res, g, cb, cmax, coef, ib, codes, s):
 
 def _encode_large(x: np.ndarray, cb: np.ndarray, stages: int, coef: float, ib: int, codes: np.ndarray) -> None:
     """Large-D path: per block of BLAS_BLOCK vectors and stage, one sgemm ``[r, 1] @ [-2 C^T; ||c||^2]``
-    (numpy's BLAS, both cores, into a reused buffer) gives the screening scores directly; then
-    :func:`_select_rows`. (-2 C is exact in float32; the extra term is within the error bound.)"""
+    gives the screening scores directly (-2 C is exact in float32; the extra term is within the error
+    bound), then :func:`_select_rows`. Blocks go to one worker thread per core, each running single-
+    threaded sgemms: the select pass then overlaps the other core's sgemm instead of idling a core."""
+    import torch
+
     cn, cmax = _stage_tables(cb)
     n, dim = x.shape
-    aug = [np.ascontiguousarray(np.concatenate([-2.0 * cb[s].T, cn[s][None, :]], axis=0)) for s in range(stages)]
-    g = np.empty((min(BLAS_BLOCK, n), cb.shape[1]), dtype=np.float32)
-    res = np.empty((min(BLAS_BLOCK, n), dim + 1), dtype=np.float32)
-    for a in range(0, n, BLAS_BLOCK):
-        m = min(BLAS_BLOCK, n - a)
-        rb, gb = res[:m], g[:m]
-        rb[:, :dim] = x[a : a + m]
-        rb[:, dim] = 1.0
-        out = codes[a : a + m]
-        for s in range(stages):
-            np.matmul(rb, aug[s], out=gb)  # the FLOPs live here
-            _select_rows(rb, gb, cb[s], cmax[s], coef, ib, out, s)
+    aug = [torch.from_numpy(np.ascontiguousarray(np.concatenate([-2.0 * cb[s].T, cn[s][None, :]], axis=0)))
+           for s in range(stages)]
+    workers = max(1, min(numba.get_num_threads(), -(-n // BLAS_BLOCK)))
+
+    def run(w: int) -> None:
+        g = torch.empty((min(BLAS_BLOCK, n), cb.shape[1]), dtype=torch.float32)
+        res = np.empty((min(BLAS_BLOCK, n), dim + 1), dtype=np.float32)
+        tres = torch.from_numpy(res)
+        for a in range(w * BLAS_BLOCK, n, workers * BLAS_BLOCK):
+            m = min(BLAS_BLOCK, n - a)
+            rb, gb, tb = res[:m], g[:m], tres[:m]
+            rb[:, :dim] = x[a : a + m]
+            rb[:, dim] = 1.0
+            out = codes[a : a + m]
+            for s in range(stages):
+                torch.matmul(tb, aug[s], out=gb)  # the FLOPs live here
+                _select_rows(rb, gb.numpy(), cb[s], cmax[s], coef, ib, out, s)
+
+    # torch's intra-op thread count is process-wide: it is 1 while this runs (each worker owns a core),
+    # then restored. Other torch work running concurrently in the same process would feel it.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            for f in [pool.submit(run, w) for w in range(workers)]:
+                f.result()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _stage_tables(cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
