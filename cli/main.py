@@ -106,7 +106,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     for key in sorted(meta):
         value = meta[key]
-        if isinstance(value, (dict, list)):
+        if isinstance(value, float):
+            value = f"{value:.4g}"
+        elif isinstance(value, (dict, list)):
             value = json.dumps(value, sort_keys=True)
             if len(value) > 200:
                 value = value[:197] + "..."
