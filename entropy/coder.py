@@ -63,8 +63,8 @@ def decode_chunks(chunks, indexes, tables: Table | Tables, counts, *, lanes: int
         return impl.decode_chunks(chunks, indexes, tables, counts, lanes=lanes)
     tables = Tables.of(tables)
     counts = [int(c) for c in counts]
-    if len(counts) != len(chunks):
-        raise NctkError("need one count per chunk")
+    if len(counts) != len(chunks) or any(c < 0 for c in counts):
+        raise NctkError("need one non-negative count per chunk")
     idx = rans.check_indexes(indexes, sum(counts), tables)
     out, a = [], 0
     for data, n in zip(chunks, counts, strict=True):

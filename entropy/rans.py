@@ -45,6 +45,8 @@ def check_inputs(symbols, indexes, tables, lanes: int) -> tuple[np.ndarray, np.n
         sym = sym.astype(np.int64)
     if sym.dtype.kind not in "iub":
         raise NctkError(f"symbols must be integers, got dtype {sym.dtype}")
+    if sym.dtype.kind == "u" and sym.dtype.itemsize == 8 and len(sym) and sym.max() >= 1 << 31:
+        raise NctkError("symbols must fit in int32")  # before the cast below wraps them
     sym = sym.astype(np.int64, copy=False)
     if len(sym) and (sym.min() < -(1 << 31) or sym.max() >= 1 << 31):
         raise NctkError("symbols must fit in int32")
@@ -57,6 +59,8 @@ def check_indexes(indexes, count: int, tables: Tables) -> np.ndarray:
     if indexes is None:
         indexes = 0
     idx = np.asarray(indexes)
+    if idx.size and idx.dtype.kind not in "iu":
+        raise NctkError(f"table indexes must be integers, got dtype {idx.dtype}")
     if idx.ndim == 0:
         idx = np.full(count, int(idx), dtype=np.int64)
     idx = idx.reshape(-1).astype(np.int64, copy=False)
@@ -132,6 +136,8 @@ def decode(data: bytes | memoryview, indexes, tables: Table | Tables, count: int
     if len(data) < 8 * lanes or (len(data) - 8 * lanes) % 4:
         raise FormatError(f"rANS stream of {len(data)} bytes cannot hold {lanes} lanes")
     state = [int(v) for v in np.frombuffer(data, dtype="<u8", count=lanes)]
+    if any(x >= 1 << 63 for x in state):
+        raise CorruptStreamError("rANS stream: a lane state is outside [2**31, 2**63)")
     words = np.frombuffer(data, dtype="<u4", offset=8 * lanes).tolist()
     pos = 0
     prec = tables.precision

@@ -189,7 +189,9 @@ def _encode_chunk(sym, idx, istride, starts, offsets, sizes, packed, rcp, prec, 
         state[j] = STATE_LOW
     pos = end
     n = len(sym)
-    lane = (n - 1) % lanes if n else 0
+    if n == 0:  # an empty chunk is just the initial states (and idx may be empty: don't read it)
+        return pos
+    lane = (n - 1) % lanes
     ntables = len(offsets)
     t = np.int64(idx[0])
     if t < 0 or t >= ntables:
@@ -221,7 +223,7 @@ def _encode_chunk(sym, idx, istride, starts, offsets, sizes, packed, rcp, prec, 
 
 
 @njit(parallel=True, cache=True)
-def _encode_chunks(sym, idx, istride, bounds, fam_means, fam_scales, fam_bits, n_frac, boundaries, coarse,
+def _encode_chunks(sym, idx, istride, bounds, family, fam_means, fam_scales, fam_bits, n_frac, boundaries, coarse,
                    starts, offsets, sizes, packed, rcp, prec, lanes, slack):
     """All chunks into one buffer; chunk ``c`` is ``lanes`` states (2 words each) then its words.
 
@@ -237,7 +239,6 @@ def _encode_chunks(sym, idx, istride, bounds, fam_means, fam_scales, fam_bits, n
         caps[c + 1] = caps[c] + (bounds[c + 1] - bounds[c]) + 2 * lanes + slack[c] + 1
     buf = np.empty(caps[nchunks], dtype=np.uint32)
     first = np.empty(nchunks, dtype=np.int64)
-    family = len(fam_means) > 0
     for c in prange(nchunks):
         a, b = bounds[c], bounds[c + 1]
         state = np.empty(lanes, dtype=np.int64)
@@ -311,7 +312,7 @@ def _check_lanes(lanes: int) -> None:
 def _encode_bounded(sym, idx, istride: int, tables: Tables, bounds, lanes: int,
                     family: tuple | None = None) -> list[bytes]:
     """Run the chunk kernel, retrying chunks that had more escapes than their slack allowed."""
-    fam = family or (_NONE_F, _NONE_F, _NONE_I, 1, _NONE_F, _NONE_I32)
+    fam = (True, *family) if family else (False, _NONE_F, _NONE_F, _NONE_I, 1, _NONE_F, _NONE_I32)
     sizes = np.diff(bounds)
     slack = sizes // 64 + 16  # room for escapes; a chunk with more is redone with the exact worst case
     while True:
@@ -398,11 +399,13 @@ def _decode_chunk(words, pos, end, idx, istride, starts, offsets, sizes, packed,
     shift = prec - lut_bits
     lane = lanes - 1
     ntables = len(offsets)
-    t = np.int64(idx[0])
+    t = np.int64(idx[0]) if len(out) else np.int64(0)  # an empty chunk: only the end check below
     if t < 0 or t >= ntables:
         return _ERR_INDEX
     base, size, off = starts[t], sizes[t], offsets[t]
-    if istride == 0:
+    if len(out) == 0:
+        pass
+    elif istride == 0:
         tl = t << lut_bits
         for i in range(len(out)):
             lane = lane + 1 if lane < lanes - 1 else 0
@@ -464,15 +467,14 @@ def _decode_chunk(words, pos, end, idx, istride, starts, offsets, sizes, packed,
 
 
 @njit(parallel=True, cache=True)
-def _decode_chunks(words, wbounds, bounds, idx, istride, fam_means, fam_scales, fam_bits, n_frac, boundaries,
-                   coarse, starts, offsets, sizes, packed, lut, lut_bits, prec, lanes, out):
+def _decode_chunks(words, wbounds, bounds, idx, istride, family, fam_means, fam_scales, fam_bits, n_frac,
+                   boundaries, coarse, starts, offsets, sizes, packed, lut, lut_bits, prec, lanes, out):
     """Chunk ``c`` occupies ``words[wbounds[c]:wbounds[c+1]]`` (u32): states, then its words.
 
     Family mode (``fam_means`` non-empty): table indexes and bases are computed per chunk and the bases
     added to the decoded symbols."""
     nchunks = len(bounds) - 1
     errors = np.zeros(nchunks, dtype=np.int64)
-    family = len(fam_means) > 0
     for c in prange(nchunks):
         a = wbounds[c]
         state = np.empty(lanes, dtype=np.int64)
@@ -518,7 +520,7 @@ def _decode_bounded(chunks, idx, istride: int, tables: Tables, bounds, lanes: in
     _check_lanes(lanes)
     words, wbounds = _words_of(chunks, lanes) if len(chunks) else (np.empty(0, "<u4"), np.zeros(1, np.int64))
     lut, lut_bits = tables.lookup()
-    fam = family or (_NONE_F, _NONE_F, _NONE_I, 1, _NONE_F, _NONE_I32)
+    fam = (True, *family) if family else (False, _NONE_F, _NONE_F, _NONE_I, 1, _NONE_F, _NONE_I32)
     out = np.empty(int(bounds[-1]), dtype=np.int64 if family else np.int32)
     errors = _decode_chunks(words, wbounds, bounds, idx, istride, *fam, tables.starts, tables.offsets,
                             tables.sizes, tables.packed, lut, lut_bits, tables.precision, lanes, out)
@@ -578,7 +580,9 @@ def _family_fill(sym, means, scales, scale_bits, n_frac, boundaries, coarse, idx
         base = np.floor(t / n_frac)
         frac = np.int64(t - base * n_frac)
         cell = scale_bits[i] >> 47
-        if cell < lo_cell:
+        if sigma != sigma:  # any NaN (either sign) sorts last, as np.searchsorted puts it
+            j = nb
+        elif cell < lo_cell:
             j = 0
         elif cell > hi_cell:
             j = nb

@@ -246,3 +246,33 @@ def test_single_table_many_escapes_and_tails(lanes):
         chunks = rans_numba.encode_chunks(sym, None, table, chunk_size=50, lanes=lanes)
         counts = [len(sym[a : a + 50]) for a in range(0, max(n, 1), 50)]
         np.testing.assert_array_equal(rans_numba.decode_chunks(chunks, None, table, counts, lanes=lanes), sym)
+
+
+def test_review_regressions():
+    """Empty chunks, uint64 wrap, negative-NaN scales, states >= 2**63 (found in review)."""
+    t = Tables([uniform(10, precision=12), uniform(5, precision=12)])
+    big = np.array([0, 1, 0, 1, 0, 10**9])
+    idx, sym = big[:5], np.array([1, 2, 3, 4, 0])
+    s0 = rans.encode(sym, idx, t, lanes=2)
+    s1 = rans.encode(sym[:0], idx[:0], t, lanes=2)
+    for backend in coder.BACKENDS:
+        np.testing.assert_array_equal(coder.decode_chunks([s0, s1], idx, t, [5, 0], lanes=2, backend=backend), sym)
+    fam = ParametricFamily(n_scales=8, n_frac=2, scale_max=16.0)
+    e = np.zeros(0)
+    chunks = rans_numba.encode_family(np.zeros(0, np.int64), e, e, fam, chunk_size=16)
+    assert len(rans_numba.decode_family(chunks, e, e, fam, [0])) == 0
+    u = np.array([2**64 - 1, 3], np.uint64)
+    for enc in (rans.encode, rans_numba.encode):
+        with pytest.raises(NctkError):
+            enc(u, None, uniform(10, precision=12), lanes=1)
+    with pytest.raises(NctkError):
+        rans.encode([1, 2], np.array([0.0, 0.0]), t)
+    neg_nan = (np.array([np.nan]).view(np.int64) | np.int64(-(2**63))).view(np.float64)
+    mu, k = np.zeros(1), np.zeros(1, np.int64)
+    ix, base = fam.index(mu, neg_nan)
+    assert rans.encode(k - base, ix, fam.tables) == rans_numba.encode_family(k, mu, neg_nan, fam, chunk_size=8)[0]
+    tab = from_counts(np.array([1.0, 1.0]), precision=12)  # 2048 / 2048
+    bad = (2**63).to_bytes(8, "little")
+    for dec in (rans.decode, rans_numba.decode):
+        with pytest.raises(CorruptStreamError):
+            dec(bad, 0, tab, 1, lanes=1)

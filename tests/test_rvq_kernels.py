@@ -78,3 +78,27 @@ def test_errors():
     with pytest.raises(NctkError):
         rvq.decode(np.full((3, 2), 5), np.zeros((2, 5, 4)))
     assert rvq.encode(np.zeros((0, 4)), np.ones((2, 5, 4))).shape == (0, 2)
+
+
+def test_extreme_magnitudes_and_subnormals():
+    """Found in review: float32 overflow and subnormal scores must not change codes."""
+    x = np.full((1, 4), 1e19, np.float32)
+    cb = np.full((1, 1, 4), 1e19, np.float32)
+    _check(x, cb)
+    cb2 = np.zeros((1, 2, 32), np.float32)
+    cb2[0, 0, 0], cb2[0, 1, 0] = 2e38, 1.0
+    _check(np.zeros((3, 32), np.float32), cb2)
+    rng = np.random.default_rng(11)
+    _check((rng.normal(size=(50, 128)) * 2e18).astype(np.float32),
+           (rng.normal(size=(2, 16, 128)) * 2e18).astype(np.float32))
+    x = np.array([[3.1380606606298315e-22, -1.874327452353372e-22, -1.2155124761685786e-22]], np.float32)
+    cb = np.array([[[-1.1472173166156126e-22, -1.816210870397164e-22, -1.5287764622610428e-23],
+                    [6.731945220917792e-23, 5.968648457735735e-23, 1.4863564452703054e-22]]], np.float32)
+    _check(x, cb)
+    for scale in (3e-21, 1e-22):
+        _check((rng.normal(size=(40, 3)) * scale).astype(np.float32),
+               (rng.normal(size=(2, 8, 3)) * scale).astype(np.float32))
+        _check((rng.normal(size=(40, 64)) * scale).astype(np.float32),
+               (rng.normal(size=(2, 8, 64)) * scale).astype(np.float32))
+    with pytest.raises(NctkError):
+        rvq.encode(np.zeros((3, 0), np.float32), np.zeros((1, 2, 0), np.float32))

@@ -9,8 +9,9 @@ still equal the reference's.
 Error bound: a float32 dot product of length D has absolute error at most ``gamma_D * sum|r_d c_d|``
 with ``gamma_D = D u / (1 - D u)``, ``u = 2**-24`` (any order, with or without FMA), and
 ``sum|r_d c_d| <= |r| |c|``. Adding the roundings of ``||c||^2``, the final subtraction and the
-float64 exact distance itself, every score is within ``(2 gamma_D + 16 u) (|r| + cmax)**2`` of
-``|r - c|^2 - |r|^2``; candidates are those within twice that of the minimum.
+float64 exact distance itself, every score is within ``(2 gamma_D + 16 u) (|r| + cmax)**2 + ETA`` of
+``|r - c|^2 - |r|^2`` (ETA covers underflow near zero); candidates are those within twice that of the
+minimum. Inputs large enough for float32 scores to overflow skip the screening (exact distances only).
 
 Two paths: small D (<= 20) runs one fused kernel per block of vectors (all stages, residuals kept in
 L1, the distance rows never leave L1; generated per D so the dot products unroll); larger D multiplies
@@ -31,6 +32,12 @@ from codec.kernels.rvq_ref import check_rvq_inputs
 from entropy.errors import NctkError
 
 U32 = 2.0**-24
+# Absolute slack for underflow: each float32 operation near zero may lose up to 2**-126 (even with
+# flush-to-zero), so a dot product of length D+1 and the final subtraction stay within (D+4) * 2**-124.
+# Scores that small make every codeword a candidate, and the exact distance decides: slow, still exact.
+ETA = 2.0**-100
+# Beyond this score magnitude float32 screening could overflow; such inputs take the exact path.
+MAX_SCALE2 = 2.0**120
 SMALL_D = 20  # measured crossover: the generated kernel spills registers beyond ~20 dimensions
 BLAS_BLOCK = 2048  # vectors per sgemm block on the large-D path
 
@@ -116,7 +123,7 @@ def _pick(r, cb, scores, cmax, coef, ib):
     for d in range(r.shape[0]):
         rn += np.float64(r[d]) * np.float64(r[d])
     rn = np.sqrt(rn)
-    bound = coef * (rn + cmax) * (rn + cmax)
+    bound = coef * (rn + cmax) * (rn + cmax) + ETA
     thresh = np.float64(scores[first]) + 2.0 * bound
     t32 = np.float32(thresh)
     if np.float64(t32) < thresh:  # round the float32 threshold up
@@ -168,7 +175,7 @@ def encode_small(x, cb, cbt, cn, cmax, coef, ib, n_stages, codes):
                     for d in range({dim}):
                         rn += np.float64(r[g, d]) * np.float64(r[g, d])
                     rn = np.sqrt(rn)
-                    bound = coef * (rn + cmax[s]) * (rn + cmax[s])
+                    bound = coef * (rn + cmax[s]) * (rn + cmax[s]) + ETA
                     thresh = np.float64(scores[g, first]) + 2.0 * bound
                     t32 = np.float32(thresh)
                     if np.float64(t32) < thresh:
@@ -205,7 +212,7 @@ def _small_kernel(dim: int):
             f"                    scores[{g}, j] = cn_s[j] - " + _tree([f"r{g}_{d} * c{d}" for d in range(dim)]) + "\n"
             for g in range(GROUP))
         src = _SMALL_SOURCE.format(dim=dim, group=GROUP, twice_r=twice_r, dots=dots.rstrip("\n"))
-        scope = {"np": np, "prange": prange, "_settle": _settle}
+        scope = {"np": np, "prange": prange, "_settle": _settle, "ETA": ETA}
         exec(compile(src, f"<nctk rvq small-D kernel, D={dim}>", "exec"), scope)
         # fastmath only lets LLVM reassociate the screening dot products (the bound allows any order);
         # the exact distances live in _settle, compiled without it.
@@ -265,6 +272,23 @@ def _encode_large(x: np.ndarray, cb: np.ndarray, stages: int, coef: float, ib: i
         torch.set_num_threads(threads)
 
 
+@njit(parallel=True, cache=True)
+def _encode_exact(x, cb, n_stages, codes):
+    """Every distance exact (the reference, compiled): for inputs whose scale float32 cannot screen."""
+    for i in prange(x.shape[0]):
+        r = x[i].copy()
+        for s in range(n_stages):
+            best = -1
+            dbest = 0.0
+            for k in range(cb.shape[1]):
+                dk = _exact(r, cb[s, k])
+                if best < 0 or dk < dbest:
+                    best = k
+                    dbest = dk
+            codes[i, s] = best
+            _subtract(r, cb[s, best])
+
+
 def _stage_tables(cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per stage ||c_k||^2 (float32 of the float64 sum) and max ||c_k|| (float64)."""
     c64 = cb.astype(np.float64)
@@ -286,6 +310,12 @@ def encode(x, codebooks, n_stages: int | None = None) -> np.ndarray:
         raise NctkError("codebooks of more than 2**24 entries are not supported")
     codes = np.empty((n, stages), dtype=np.int32)
     if n == 0:
+        return codes
+    # Every residual norm is at most |x| + sum of the stages' max |c|; scores are within (that + max|c|)^2.
+    xn = float(np.sqrt((x.astype(np.float64) ** 2).sum(axis=1).max()))
+    scale = xn + 2.0 * float(cmax[:stages].sum())
+    if not np.isfinite(scale) or (dim + 4) * scale * scale > MAX_SCALE2:
+        _encode_exact(x, cb, stages, codes)
         return codes
     if dim <= SMALL_D:
         cbt = np.ascontiguousarray(cb.transpose(0, 2, 1))

@@ -29,8 +29,8 @@ def check_rvq_inputs(x, codebooks) -> tuple[np.ndarray, np.ndarray]:
     cb = np.ascontiguousarray(codebooks, dtype=np.float32)
     if x.ndim != 2 or cb.ndim != 3 or x.shape[1] != cb.shape[2]:
         raise NctkError(f"need x (N, D) and codebooks (S, K, D); got {x.shape} and {cb.shape}")
-    if cb.shape[0] < 1 or cb.shape[1] < 1:
-        raise NctkError("need at least one stage and one codeword")
+    if cb.shape[0] < 1 or cb.shape[1] < 1 or cb.shape[2] < 1:
+        raise NctkError("need at least one stage, one codeword and one dimension")
     if not (np.isfinite(x).all() and np.isfinite(cb).all()):
         raise NctkError("RVQ inputs and codebooks must be finite")
     return x, cb
@@ -50,7 +50,9 @@ def exact_distances(r: np.ndarray, c: np.ndarray) -> np.ndarray:
 def encode_reference(x, codebooks, n_stages: int | None = None) -> np.ndarray:
     """RVQ codes (N, S) int32 by the definition above (first ``n_stages`` stages if given)."""
     x, cb = check_rvq_inputs(x, codebooks)
-    stages = cb.shape[0] if n_stages is None else n_stages
+    stages = cb.shape[0] if n_stages is None else int(n_stages)
+    if not 1 <= stages <= cb.shape[0]:
+        raise NctkError(f"n_stages must be in [1, {cb.shape[0]}]")
     r = x.copy()
     codes = np.empty((x.shape[0], stages), dtype=np.int32)
     for s in range(stages):
