@@ -55,8 +55,10 @@ def write_output(path: str, data: bytes, force: bool) -> None:
         return
     check_writable(path, force)
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # A short temporary name (a long target name plus a prefix could pass the 255-byte limit).
+    fd, tmp = tempfile.mkstemp(prefix=".nctk-", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual umask-based mode
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -75,6 +77,12 @@ def write_output(path: str, data: bytes, force: bool) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class Progress:

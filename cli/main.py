@@ -28,17 +28,27 @@ def _human(n: int) -> str:
 
 
 def _safe_name(name: object) -> str | None:
-    """A stored original name usable as a file name next to the input, or None."""
-    if not isinstance(name, str) or not name or name in (".", ".."):
+    """A stored original name usable as a plain file name next to the input, or None."""
+    if not isinstance(name, str) or not name or name in (".", "..", "-"):
         return None
-    if "/" in name or "\\" in name or "\x00" in name or len(name) > 255:
+    if "/" in name or "\\" in name or "\x00" in name:
+        return None
+    try:
+        if len(name.encode("utf-8")) > 255:
+            return None
+    except UnicodeEncodeError:  # lone surrogates: not a name this system can create as is
         return None
     return name
 
 
+def _show(msg: str, file=None) -> None:
+    """Print text that may hold undecodable file-name characters without crashing."""
+    print(msg.encode("utf-8", "backslashreplace").decode("utf-8"), file=file or sys.stdout)
+
+
 def _say(args: argparse.Namespace, msg: str) -> None:
     if not args.quiet:
-        print(msg, file=sys.stderr)
+        _show(msg, sys.stderr)
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
@@ -82,10 +92,9 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     else:
         stored = _safe_name(name)
         if stored is None:
-            stem = src[: -len(SUFFIX)] if src.endswith(SUFFIX) else src + ".out"
-            out = stem
+            out = src[: -len(SUFFIX)] if src.endswith(SUFFIX) else src + ".out"
         else:
-            out = str(Path(src).parent / stored)
+            out = os.path.join(os.path.dirname(src) or ".", stored)  # never "-", never outside src's folder
     if out == "-" and sys.stdout.isatty():
         raise NctkError("refusing to write binary data to a terminal; use -o FILE or a pipe")
     if out != "-" and src != "-" and Path(out).resolve() == Path(src).resolve():
@@ -112,7 +121,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             value = json.dumps(value, sort_keys=True)
             if len(value) > 200:
                 value = value[:197] + "..."
-        print(f"{key:>16}: {value}")
+        _show(f"{key:>16}: {value}")
     return 0
 
 
@@ -128,7 +137,7 @@ def cmd_codecs(args: argparse.Namespace) -> int:
         q = "-" if not r.get("quality_range") else "{}..{}".format(*r["quality_range"])
         kind = "lossless" if r.get("lossless") else "lossy"
         exts = " ".join(r.get("extensions") or ())
-        print(f"{r['id']:<20} {r['modality']:<8} {kind:<8} {q:<10} {exts:<24} {r.get('description', '')}")
+        _show(f"{r['id']:<20} {r['modality']:<8} {kind:<8} {q:<10} {exts:<24} {r.get('description', '')}")
     return 0
 
 
@@ -175,10 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except NctkError as e:
-        print(f"nctk: error: {e}", file=sys.stderr)
+        _show(f"nctk: error: {e}", sys.stderr)
         return 1
     except OSError as e:
-        print(f"nctk: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        _show(f"nctk: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nctk: interrupted", file=sys.stderr)

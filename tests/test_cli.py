@@ -183,3 +183,32 @@ def test_demo_runs():
     out = p.stdout.decode()
     assert out.count("-> restored file is byte-identical") == len(list((DEMO / "inputs").iterdir()))
     assert "demo finished" in out
+
+
+def test_review_regressions(tmp_path: Path):
+    """Stored name "-", lone surrogates, long names, output mode (found in review)."""
+    import codec
+
+    buf = io.BytesIO()
+    np.save(buf, np.arange(10))
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "dash.nctk").write_bytes(codec.compress(buf.getvalue(), name="-"))
+    p = nctk("decompress", "dash.nctk", cwd=d)
+    assert p.returncode == 0 and p.stdout == b"", p.stderr
+    assert (d / "dash").read_bytes() == buf.getvalue()
+    (d / "surr.nctk").write_bytes(codec.compress(buf.getvalue(), name="\ud800x.npy"))
+    assert nctk("info", "surr.nctk", cwd=d).returncode == 0
+    p = nctk("decompress", "surr.nctk", cwd=d)
+    assert p.returncode == 0 and (d / "surr").read_bytes() == buf.getvalue()
+    long_name = "w" * 240 + ".npy"
+    (d / long_name).write_bytes(buf.getvalue())
+    assert nctk("compress", long_name, cwd=d).returncode == 0
+    mode = (d / (long_name + ".nctk")).stat().st_mode & 0o777
+    assert mode == 0o666 & ~_umask(), oct(mode)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

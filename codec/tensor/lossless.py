@@ -47,7 +47,14 @@ from codec.tensor import formats
 from codec.tensor.formats import Segment
 from entropy.coder import DEFAULT_CHUNK, DEFAULT_LANES, decode_chunks, encode_chunks
 from entropy.container import Section
-from entropy.errors import CodecError, CorruptStreamError, FormatError, NctkError, UnsupportedVersionError
+from entropy.errors import (
+    CodecError,
+    CorruptStreamError,
+    FormatError,
+    LimitError,
+    NctkError,
+    UnsupportedVersionError,
+)
 from entropy.tables import PRECISION_MAX, PRECISION_MIN, Tables, from_counts
 
 RAW_CHUNK_BYTES = 1 << 24  # verbatim bytes per chunk of the "raw" section
@@ -55,6 +62,7 @@ RAW_CHUNK_SYMBOLS = 1 << 24  # symbols per chunk of a "<stream>.raw" section (a 
 CODER_BATCH_CHUNKS = 64  # chunks handed to the coder per call: bounds its int64 working copies
 SMALL_INPUT = 1 << 16  # below this many bytes, one rANS lane (less per-chunk state overhead)
 MAX_LAYOUT_BYTES = 64 << 20
+MAX_ORIGINAL_SIZE = 1 << 42  # 4 TiB: a header claiming more is refused before any allocation
 
 
 class TensorLossless:
@@ -199,23 +207,30 @@ class TensorLossless:
         size = h.get("original_size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise FormatError(f"bad original_size {size!r} in header")
-        try:
-            data = self._decode_segments(encoded, lanes, chunk_size, size)
-        except NctkError:
-            raise
-        except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
-            raise FormatError(f"{self.id}: malformed payload ({type(e).__name__}: {e})") from e
+        if size > MAX_ORIGINAL_SIZE:
+            raise LimitError(f"original_size {size} exceeds this build's limit of {MAX_ORIGINAL_SIZE} bytes")
         if kind == "file":
             name = h.get("original_name")
             if name is not None and not isinstance(name, str):
                 raise FormatError("bad original_name in header")
-            return FileItem(bytes(data), name)
-        meta = h.get("array")
-        if not isinstance(meta, dict):
-            raise FormatError('header lacks "array" (dtype and shape)')
-        if kind == "tensor":
-            return formats.tensor_from_bytes(data, meta)
-        return formats.array_from_bytes(data, meta)
+        else:
+            meta = h.get("array")
+            if not isinstance(meta, dict):
+                raise FormatError('header lacks "array" (dtype and shape)')
+        try:
+            data = self._decode_segments(encoded, lanes, chunk_size, size)
+            if kind == "file":
+                return FileItem(bytes(data), name)
+            if kind == "tensor":
+                return formats.tensor_from_bytes(data, meta)
+            return formats.array_from_bytes(data, meta)
+        except NctkError:
+            raise
+        except MemoryError:
+            raise LimitError(f"{self.id}: decoding needs more memory than this machine has "
+                             f"(original size {size} bytes)") from None
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError, RuntimeError) as e:
+            raise FormatError(f"{self.id}: malformed payload ({type(e).__name__}: {e})") from e
 
     def _decode_segments(self, enc: Encoded, lanes: int, chunk_size: int, size: int) -> bytearray:
         layout = _parse_layout(enc.section("layout"))
