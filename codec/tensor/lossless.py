@@ -524,6 +524,10 @@ def _entry_bytes(e: list) -> int:
 def _rans_decode(sec: Section, table_blob, table_count: int, coded: list[tuple[int, int, int]],
                  bits: int, lanes: int, chunk_size: int) -> np.ndarray:
     """The coded members' symbols (uint8, or uint16 above 8 bits) from one stream's rANS section."""
+    # The encoder writes at most one table per coded member plus one pooled table: refuse more before
+    # parsing, so a hostile file cannot make the decoder build millions of tables.
+    if not 1 <= table_count <= len(coded) + 1:
+        raise FormatError(f"tables chunk for {sec.name} declares {table_count} tables for {len(coded)} members")
     tables = Tables.from_bytes(table_blob)
     if table_count != len(tables):
         raise FormatError(f"tables chunk for {sec.name} declares {table_count} tables, holds {len(tables)}")
