@@ -312,7 +312,8 @@ def encode(x, codebooks, n_stages: int | None = None) -> np.ndarray:
     if n == 0:
         return codes
     # Every residual norm is at most |x| + sum of the stages' max |c|; scores are within (that + max|c|)^2.
-    xn = float(np.sqrt((x.astype(np.float64) ** 2).sum(axis=1).max()))
+    # |x| <= max|x_d| * sqrt(D): one cheap pass, no float64 copy.
+    xn = max(abs(float(x.max())), abs(float(x.min()))) * float(np.sqrt(dim))
     scale = xn + 2.0 * float(cmax[:stages].sum())
     if not np.isfinite(scale) or (dim + 4) * scale * scale > MAX_SCALE2:
         _encode_exact(x, cb, stages, codes)
