@@ -293,7 +293,8 @@ def _stage_tables(cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per stage ||c_k||^2 (float32 of the float64 sum) and max ||c_k|| (float64)."""
     c64 = cb.astype(np.float64)
     norms2 = (c64 * c64).sum(axis=2)
-    return norms2.astype(np.float32), np.sqrt(norms2.max(axis=1))
+    with np.errstate(over="ignore"):  # huge codebooks overflow float32 here; encode() then goes exact
+        return norms2.astype(np.float32), np.sqrt(norms2.max(axis=1))
 
 
 def encode(x, codebooks, n_stages: int | None = None) -> np.ndarray:
