@@ -233,14 +233,14 @@ def _select_rows(res, g, cb, cmax, coef, ib, codes, s):
         _subtract(r, cb[code])
 
 
-def _encode_large(x: np.ndarray, cb: np.ndarray, stages: int, coef: float, ib: int, codes: np.ndarray) -> None:
+def _encode_large(x: np.ndarray, cb: np.ndarray, cn: np.ndarray, cmax: np.ndarray, stages: int, coef: float,
+                  ib: int, codes: np.ndarray) -> None:
     """Large-D path: per block of BLAS_BLOCK vectors and stage, one sgemm ``[r, 1] @ [-2 C^T; ||c||^2]``
     gives the screening scores directly (-2 C is exact in float32; the extra term is within the error
     bound), then :func:`_select_rows`. Blocks go to one worker thread per core, each running single-
     threaded sgemms: the select pass then overlaps the other core's sgemm instead of idling a core."""
     import torch
 
-    cn, cmax = _stage_tables(cb)
     n, dim = x.shape
     aug = [torch.from_numpy(np.ascontiguousarray(np.concatenate([-2.0 * cb[s].T, cn[s][None, :]], axis=0)))
            for s in range(stages)]
@@ -323,7 +323,7 @@ def encode(x, codebooks, n_stages: int | None = None) -> np.ndarray:
         cbt = np.ascontiguousarray(cb.transpose(0, 2, 1))
         _small_kernel(dim)(x, cb, cbt, cn, cmax, coef, ib, stages, codes)
         return codes
-    _encode_large(x, cb, stages, coef, ib, codes)
+    _encode_large(x, cb, cn, cmax, stages, coef, ib, codes)
     return codes
 
 
