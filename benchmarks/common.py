@@ -20,14 +20,32 @@ def best_time(fn, repeat: int):
     return best, out
 
 
-def write_section(name: str, md: str) -> None:
-    """Replace the ``name`` section of RESULTS.md (between its markers), keeping everything else."""
+def write_section(name: str, md: str, path: Path = RESULTS) -> None:
+    """Replace the ``name`` section of ``path`` (between its markers), keeping everything else."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{md}\n{end}"
-    text = RESULTS.read_text() if RESULTS.exists() else _INTRO
+    text = path.read_text() if path.exists() else _INTRO
     if start in text:
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
-    print(f"wrote {RESULTS}")
+    path.write_text(text)
+    print(f"wrote {path}")
+
+
+def save_state(model, path: Path) -> None:
+    """A module's state_dict as safetensors (never pickle)."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
+
+
+def load_state(model, path: Path):
+    """Load :func:`save_state`'s file into ``model`` (torch's own loader, not a subclass override such as
+    compressai's, which expects its update()-filled CDF buffers) and return it in eval mode."""
+    import torch
+    from safetensors.torch import load_file
+
+    torch.nn.Module.load_state_dict(model, load_file(str(path)))
+    return model.eval()
