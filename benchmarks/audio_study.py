@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from common import load_state, save_state  # noqa: E402
 
 from codec.quant.rvq import ResidualVQ  # noqa: E402
-from entropy.coder import decode_chunks, encode_chunks  # noqa: E402
+from entropy.coder import chunk_counts, decode_chunks, encode_chunks  # noqa: E402
 from entropy.tables import from_counts  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "audio"
@@ -134,8 +134,7 @@ def code(symbols: np.ndarray, table) -> tuple[list[bytes], int]:
 
 def decode(stream: tuple[list[bytes], int], table) -> np.ndarray:
     chunks, n = stream
-    counts = [min(1 << 18, n - i) for i in range(0, n, 1 << 18)] or [0]
-    return decode_chunks(chunks, None, table, counts)
+    return decode_chunks(chunks, None, table, chunk_counts(n))
 
 
 def stream_bytes(streams) -> int:

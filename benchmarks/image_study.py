@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import load_state, save_state  # noqa: E402
 
-from entropy.coder import decode_chunks, encode_chunks  # noqa: E402
+from entropy.coder import chunk_counts, decode_chunks, encode_chunks  # noqa: E402
 from entropy.tables import ParametricFamily, factorized_prior  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "images"
@@ -530,8 +530,7 @@ def _code(q: np.ndarray, mu: np.ndarray, scale: np.ndarray) -> tuple[list[bytes]
 
 def _decode(chunks: list[bytes], n: int, mu: np.ndarray, scale: np.ndarray) -> np.ndarray:
     idx, base = FAMILY.index(mu.ravel(), scale.ravel())
-    counts = [min(1 << 18, n - i) for i in range(0, n, 1 << 18)] or [0]
-    sym = decode_chunks(chunks, idx, FAMILY.tables, counts)
+    sym = decode_chunks(chunks, idx, FAMILY.tables, chunk_counts(n))
     return (sym.astype(np.int64) + base).reshape(mu.shape)
 
 
@@ -627,8 +626,7 @@ def hyper_decode(model, streams, gain: float) -> torch.Tensor:
     (z_chunks, nz, zshape), (y_chunks, ny) = streams
     tables, medians = _hyper_tables(model)
     chan = np.broadcast_to(np.arange(zshape[1]).reshape(1, -1, 1, 1), zshape)
-    counts = [min(1 << 18, nz - i) for i in range(0, nz, 1 << 18)] or [0]
-    zi = decode_chunks(z_chunks, chan.ravel().astype(np.int32), tables, counts).reshape(zshape)
+    zi = decode_chunks(z_chunks, chan.ravel().astype(np.int32), tables, chunk_counts(nz)).reshape(zshape)
     z_hat = torch.from_numpy(zi).float() + torch.from_numpy(medians).float().view(1, -1, 1, 1)
     scales, means = model.h_s(z_hat).chunk(2, 1)
     means, scales = means * gain, (scales * gain).clamp(FAMILY.scale_min, FAMILY.scale_max)

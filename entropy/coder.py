@@ -55,6 +55,13 @@ def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int =
             for a in starts]
 
 
+def chunk_counts(n: int, chunk_size: int = DEFAULT_CHUNK) -> list[int]:
+    """Symbols in each chunk :func:`encode_chunks` makes of ``n`` symbols (one empty chunk when n is 0)."""
+    if n < 0 or chunk_size < 1:
+        raise NctkError("need n >= 0 and chunk_size >= 1")
+    return [min(chunk_size, n - a) for a in range(0, n, chunk_size)] or [0]
+
+
 def decode_chunks(chunks, indexes, tables: Table | Tables, counts, *, lanes: int = DEFAULT_LANES,
                   backend: str = "numba") -> np.ndarray:
     """Decode ``counts[c]`` symbols from each stream ``chunks[c]``; one int32 array."""

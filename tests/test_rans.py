@@ -276,3 +276,12 @@ def test_review_regressions():
     for dec in (rans.decode, rans_numba.decode):
         with pytest.raises(CorruptStreamError):
             dec(bad, 0, tab, 1, lanes=1)
+
+
+@pytest.mark.parametrize("n,chunk", [(0, 4), (1, 4), (8, 4), (9, 4), (1000, 256)])
+def test_chunk_counts_match_encode_chunks(n: int, chunk: int) -> None:
+    sym = np.arange(n, dtype=np.int32) % 7
+    table = uniform(7)
+    chunks = coder.encode_chunks(sym, None, table, chunk_size=chunk)
+    assert len(chunks) == len(coder.chunk_counts(n, chunk))
+    assert np.array_equal(coder.decode_chunks(chunks, None, table, coder.chunk_counts(n, chunk)), sym)
