@@ -7,8 +7,8 @@ wall-clock budget on this machine, evaluated on every eval file with real nctk b
   2-layer LSTM, 128-d latent) + 8 x 1024 RVQ with quantizer dropout (1.5 / 3 / 6 kbps from one model),
   multi-scale mel + waveform L1 losses, no discriminator (the baseline).
 * ``seanet-small`` -- the same family, 16 filters, no LSTM, 64-d latent (more steps per CPU-hour).
-* ``mdct-rvq``    -- a fixed MDCT (20 ms hop, sine window), log band energies coded by frozen frequency
-  tables, residual VQ of the band-normalised low band (k-means + EMA codebooks, no gradient training), noise
+* ``mdct-rvq``    -- a fixed MDCT (20 ms hop, sine window), the 25-band log-energy envelope coded by an
+  RVQ, residual VQ of the band-normalised low band (k-means + EMA codebooks, no gradient training), noise
   filling above it, frozen code tables as the entropy model, the inverse MDCT as decoder.
 
 Every design codes its symbols with nctk's rANS through tables learned on the training set, so kbps is the
@@ -147,10 +147,10 @@ HOP = 480  # 20 ms at 24 kHz: 25 Hz per MDCT bin
 BAND_EDGES = (0, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 144, 160, 192, 224, 256,
               320, 384, 480)
 VQ_BINS = 160  # bins 0..159 (0-4 kHz) get RVQ shapes; the bands above are noise-filled
-E_STEP_DB = 3.0  # band energy quantiser step
-E_LEVELS = 64  # band energy symbols per band, 3 dB apart; 0 means silence
-E_ZERO = E_LEVELS - 12  # the level of RMS 1.0: 33 dB of headroom (a full-scale tone peaks ~25 dB above)
-MDCT_POINTS = {1.5: 0, 3.0: 3, 6.0: 9}  # nominal kbps -> RVQ stages (measured kbps are reported)
+ENV_DB = 10.0  # the envelope vector holds band levels in units of 10 dB
+ENV_FLOOR_DB = -100.0  # band levels are clamped here; decoded levels near it mean silence
+# nominal kbps -> (envelope RVQ stages, shape RVQ stages); the reported kbps are measured from the streams
+MDCT_POINTS = {1.5: (3, 0), 3.0: (4, 3), 6.0: (4, 11)}  # ~0.47 kbps per envelope stage, ~0.35 per shape stage
 
 
 def _mdct_basis() -> torch.Tensor:
@@ -188,16 +188,15 @@ def band_energy(c: torch.Tensor) -> torch.Tensor:
                                                                        strict=True)], 1)
 
 
-def energy_symbols(c: torch.Tensor) -> np.ndarray:
-    """Quantised log band energies, [frames, bands] in [0, E_LEVELS) (the bottom level means silence)."""
-    db = 20 * torch.log10(band_energy(c).clamp_min(1e-9))
-    q = torch.round(db / E_STEP_DB) + E_ZERO
-    return q.clamp(0, E_LEVELS - 1).long().numpy()
+def envelope(c: torch.Tensor) -> torch.Tensor:
+    """[frames, bands] band levels in units of ENV_DB, floored at ENV_FLOOR_DB: the vectors the envelope
+    RVQ codes (a 25-d vector per frame; scalar coding of the same levels measured 2.6-3.7 kbps)."""
+    return (20 * torch.log10(band_energy(c).clamp_min(1e-12))).clamp_min(ENV_FLOOR_DB) / ENV_DB
 
 
-def energy_values(q: np.ndarray) -> torch.Tensor:
-    rms = 10 ** ((torch.from_numpy(q).float() - E_ZERO) * E_STEP_DB / 20)
-    return torch.where(torch.from_numpy(q) == 0, torch.zeros_like(rms), rms)
+def envelope_rms(env: torch.Tensor) -> torch.Tensor:
+    rms = 10 ** (env * ENV_DB / 20)
+    return torch.where(env * ENV_DB < ENV_FLOOR_DB + 5, torch.zeros_like(rms), rms)
 
 
 def expand_bands(v: torch.Tensor) -> torch.Tensor:
@@ -206,87 +205,78 @@ def expand_bands(v: torch.Tensor) -> torch.Tensor:
     return torch.repeat_interleave(v, widths, dim=1)
 
 
-def energy_deltas(q: np.ndarray) -> np.ndarray:
-    """Time-differential energy symbols, mapped to [0, 2 * E_LEVELS) (first frame against level 0)."""
-    prev = np.vstack([np.zeros((1, q.shape[1]), q.dtype), q[:-1]])
-    return q - prev + E_LEVELS
-
-
-def energy_from_deltas(d: np.ndarray) -> np.ndarray:
-    return np.cumsum(d - E_LEVELS, axis=0)
-
-
 class MdctRvq(nn.Module):
-    """Design 3: fixed MDCT, coded band energies, RVQ of the normalised low band, noise filling."""
+    """Design 3: fixed MDCT; an RVQ-coded log band-energy envelope; RVQ of the band-normalised low band;
+    noise filling above it; the inverse MDCT as decoder. No gradient training: k-means + EMA codebooks."""
 
-    def __init__(self, stages: int = max(MDCT_POINTS.values())):
+    def __init__(self, env_stages: int = 4, shape_stages: int = 11):
         super().__init__()
-        self.rvq = ResidualVQ(VQ_BINS, 1024, stages, decay=0.9, kmeans_init=True, kmeans_iters=20,
+        nb = len(BAND_EDGES) - 1
+        self.env = ResidualVQ(nb, 1024, env_stages, decay=0.9, kmeans_init=True, kmeans_iters=20,
+                              dead_code_threshold=0.5, seed=1)
+        self.rvq = ResidualVQ(VQ_BINS, 1024, shape_stages, decay=0.9, kmeans_init=True, kmeans_iters=20,
                               dead_code_threshold=0.5)
         # Frozen code tables, filled after training (counts over the training set).
-        self.register_buffer("energy_counts", torch.zeros(len(BAND_EDGES) - 1, 2 * E_LEVELS))
-        self.register_buffer("code_counts", torch.zeros(stages, 1024))
+        self.register_buffer("env_counts", torch.zeros(env_stages, 1024))
+        self.register_buffer("code_counts", torch.zeros(shape_stages, 1024))
 
-    def shapes(self, c: torch.Tensor, q: np.ndarray) -> torch.Tensor:
-        """Low-band coefficients divided by their decoded band RMS: the vectors the RVQ codes."""
-        e = expand_bands(energy_values(q))[:, :VQ_BINS]
-        return torch.where(e > 0, c[:, :VQ_BINS] / e.clamp_min(1e-12), torch.zeros_like(e))
+    @staticmethod
+    def shapes(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(low-band coefficients over their band RMS, which frames are not silent there). The decoder
+        renormalises each band to its decoded energy, so the encoder may normalise by the true one."""
+        e = expand_bands(band_energy(c))[:, :VQ_BINS]
+        live = e.max(1).values > 10 ** (ENV_FLOOR_DB / 20)
+        return torch.where(e > 0, c[:, :VQ_BINS] / e.clamp_min(1e-12), torch.zeros_like(e)), live
 
     def train_step(self, clips_batch: list[torch.Tensor]) -> dict:
-        vecs = []
+        envs, vecs = [], []
         for x in clips_batch:
             c = mdct(x.numpy())
-            q = energy_symbols(c)
-            v = self.shapes(c, q)
-            vecs.append(v[q[:, : BAND_EDGES.index(VQ_BINS)].max(1) > 0])  # skip silent frames
-        v = torch.cat(vecs)
-        _, _, stats = self.rvq(v)
-        return {"loss": float(stats["commitment"]), "usage": float(stats["usage"].mean())}
+            envs.append(envelope(c))
+            v, live = self.shapes(c)
+            vecs.append(v[live])
+        _, _, s_env = self.env(torch.cat(envs))
+        _, _, s_shape = self.rvq(torch.cat(vecs))
+        return {"loss": float(s_env["commitment"] + s_shape["commitment"]),
+                "env_usage": float(s_env["usage"].mean()), "usage": float(s_shape["usage"].mean())}
 
     def fit_tables(self, clips: list[np.ndarray]) -> None:
-        self.energy_counts.zero_()
+        self.env_counts.zero_()
         self.code_counts.zero_()
         for x in clips:
             c = mdct(x)
-            q = energy_symbols(c)
-            d = energy_deltas(q)
-            for b in range(d.shape[1]):
-                self.energy_counts[b] += torch.bincount(torch.from_numpy(d[:, b]), minlength=2 * E_LEVELS).float()
-            codes = self.rvq.to_codes(self.shapes(c, q).numpy())
-            for s in range(codes.shape[1]):
-                self.code_counts[s] += torch.bincount(torch.from_numpy(codes[:, s].astype(np.int64)),
-                                                      minlength=1024).float()
+            for q, counts, x_ in ((self.env, self.env_counts, envelope(c)), (self.rvq, self.code_counts,
+                                                                             self.shapes(c)[0])):
+                codes = q.to_codes(x_.numpy())
+                for s in range(codes.shape[1]):
+                    counts[s] += torch.bincount(torch.from_numpy(codes[:, s].astype(np.int64)), minlength=1024).float()
 
     def tables(self):
-        et = [from_counts(self.energy_counts[b].double().numpy() + 1.0, 0, 16)
-              for b in range(self.energy_counts.shape[0])]
+        et = [from_counts(self.env_counts[s].double().numpy() + 1.0, 0, 16) for s in range(self.env_counts.shape[0])]
         ct = [from_counts(self.code_counts[s].double().numpy() + 1.0, 0, 16) for s in range(self.code_counts.shape[0])]
         return et, ct
 
-    def encode(self, x: np.ndarray, stages: int) -> list:
-        """Streams: the energies of each band, then the codes of each of the first ``stages`` stages."""
+    def encode(self, x: np.ndarray, env_stages: int, shape_stages: int) -> list:
+        """Streams: the envelope codes of each of the first ``env_stages`` stages, then the shape codes."""
         c = mdct(x)
-        q = energy_symbols(c)
         et, ct = self.tables()
-        d = energy_deltas(q)
-        streams = [code(d[:, b], et[b]) for b in range(d.shape[1])]
-        if stages:
-            codes = self.rvq.to_codes(self.shapes(c, q).numpy(), stages)
-            streams += [code(codes[:, s], ct[s]) for s in range(stages)]
+        codes = self.env.to_codes(envelope(c).numpy(), env_stages)
+        streams = [code(codes[:, s], et[s]) for s in range(env_stages)]
+        if shape_stages:
+            codes = self.rvq.to_codes(self.shapes(c)[0].numpy(), shape_stages)
+            streams += [code(codes[:, s], ct[s]) for s in range(shape_stages)]
         return streams
 
-    def decode(self, streams: list, n: int, seed: int = 0) -> np.ndarray:
+    def decode(self, streams: list, n: int, env_stages: int, seed: int = 0) -> np.ndarray:
         """``n`` samples from :meth:`encode`'s streams (the noise filling is seeded: decoding is repeatable)."""
-        stages = len(streams) - (len(BAND_EDGES) - 1)
         et, ct = self.tables()
-        nb = len(BAND_EDGES) - 1
-        d = np.stack([decode(streams[b], et[b]) for b in range(nb)], 1)
-        q = energy_from_deltas(d)
-        e = expand_bands(energy_values(q))
+        codes = np.stack([decode(streams[s], et[s]) for s in range(env_stages)], 1).astype(np.int32)
+        e = expand_bands(envelope_rms(torch.from_numpy(self.env.from_codes(codes))))
         gen = torch.Generator().manual_seed(seed)
         shape = torch.randn(e.shape, generator=gen)  # noise filling: unit-RMS Gaussian per band
-        if stages:
-            codes = np.stack([decode(streams[nb + s], ct[s]) for s in range(stages)], 1)
+        shape_stages = len(streams) - env_stages
+        if shape_stages:
+            codes = np.stack([decode(streams[env_stages + s], ct[s]) for s in range(shape_stages)], 1)
             shape[:, :VQ_BINS] = torch.from_numpy(self.rvq.from_codes(codes.astype(np.int32)))
         # Each band gets exactly its coded energy: RVQ shapes at few stages are too smooth (energy lost).
         rms = expand_bands(band_energy(shape)).clamp_min(1e-9)
@@ -392,7 +382,7 @@ def build(design: str) -> nn.Module:
     raise SystemExit(f"unknown design {design!r}; choose one of {', '.join(DESIGNS)}")
 
 
-def points(design: str) -> dict[float, int]:
+def points(design: str) -> dict[float, int | tuple[int, int]]:
     return MDCT_POINTS if design == "mdct-rvq" else seanet_points(design)
 
 
@@ -515,7 +505,7 @@ def evaluate(design: str, model, files, kbps: float, bitstreams: bool = True) ->
     for kind, _, x in files:
         t0 = time.perf_counter()
         if design == "mdct-rvq":
-            streams = model.encode(x, stages)
+            streams = model.encode(x, *stages)
         elif bitstreams:
             streams = seanet_encode(model, x, stages)
         else:
@@ -523,7 +513,7 @@ def evaluate(design: str, model, files, kbps: float, bitstreams: bool = True) ->
             y = y[0, 0].numpy()
         t1 = time.perf_counter()
         if design == "mdct-rvq":
-            y = model.decode(streams, len(x))
+            y = model.decode(streams, len(x), stages[0])
         elif bitstreams:
             y = seanet_decode(model, streams, len(x))
         t2 = time.perf_counter()

@@ -94,14 +94,17 @@ def test_mdct_rvq_bitstream_round_trip() -> None:
     rng = np.random.default_rng(1)
     t = np.arange(48000) / audio_study.SR
     x = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
-    model = audio_study.MdctRvq(stages=2)
+    model = audio_study.MdctRvq(env_stages=2, shape_stages=2)
     model.train()
     model.train_step([torch.from_numpy(np.tile(x, 12))])
     model.eval()
     model.fit_tables([x])
-    for stages in (0, 2):
-        y = model.decode(model.encode(x, stages), len(x))
+    for env, shape in ((1, 0), (2, 2)):
+        streams = model.encode(x, env, shape)
+        assert len(streams) == env + shape
+        y = model.decode(streams, len(x), env)
         assert y.shape == x.shape
+        assert np.array_equal(y, model.decode(streams, len(x), env))  # seeded noise: repeatable
         assert audio_study.logmel_distance(x, y) < 1.0
 
 
