@@ -183,3 +183,18 @@ def test_codec_encode_decode_without_container():
         c.encode(FileItem(b"abc", "x.txt"))
     with pytest.raises(CodecError):
         c.encode(object())
+
+
+def test_structured_array_with_overlapping_fields_is_a_codec_error():
+    dt = np.dtype({"names": ["a", "b"], "formats": ["<i4", "<i4"], "offsets": [0, 2], "itemsize": 8})
+    with pytest.raises(CodecError, match="overlap"):
+        codec.compress(np.zeros(4, dt))
+
+
+def test_packed_structured_array_round_trips():
+    dt = np.dtype([("a", "<i4"), ("b", "<f8")])
+    x = np.zeros(5, dt)
+    x["a"] = np.arange(5)
+    x["b"] = np.linspace(0, 1, 5)
+    y = codec.decompress(codec.compress(x))
+    assert y.dtype == dt and y.tobytes() == x.tobytes()

@@ -216,7 +216,12 @@ def is_torch_tensor(obj: Any) -> bool:
 def _dtype_to_json(dt: np.dtype) -> Any:
     if dt.fields is None and dt.subdtype is None:
         return dt.str
-    return json.loads(json.dumps(np.lib.format.dtype_to_descr(dt)))
+    try:
+        descr = np.lib.format.dtype_to_descr(dt)
+    except ValueError:  # numpy has no description for overlapping or out-of-order fields
+        raise CodecError(f"cannot store structured dtype {dt}: its fields overlap or are out of order; "
+                         "copy it to a packed dtype first (numpy.lib.recfunctions.repack_fields)") from None
+    return json.loads(json.dumps(descr))
 
 
 def _tuplify(descr: Any) -> Any:
