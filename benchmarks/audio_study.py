@@ -41,7 +41,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import load_state, save_state  # noqa: E402
+from common import load_state, save_state, stream_bytes  # noqa: E402
 
 from codec.quant.rvq import ResidualVQ  # noqa: E402
 from entropy.coder import chunk_counts, decode_chunks, encode_chunks  # noqa: E402
@@ -121,10 +121,15 @@ def match_length(y: np.ndarray, n: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------- shared code tables
 
-def code_tables(symbols: np.ndarray, size: int) -> object:
-    """Frozen frequency table of one symbol stream (add-one smoothed: every symbol stays codable)."""
-    counts = np.bincount(symbols.ravel(), minlength=size)[:size].astype(np.float64) + 1.0
-    return from_counts(counts, offset=0, precision=16)
+def stage_tables(counts: torch.Tensor) -> list:
+    """One frozen table per RVQ stage from code counts [stages, K] (add-one: every code stays codable)."""
+    return [from_counts(counts[s].double().numpy() + 1.0, 0, 16) for s in range(counts.shape[0])]
+
+
+def count_codes(counts: torch.Tensor, codes: np.ndarray) -> None:
+    """Add the histogram of each stage's codes (N, stages) to ``counts`` [stages, K]."""
+    for s in range(codes.shape[1]):
+        counts[s] += torch.bincount(torch.from_numpy(codes[:, s].astype(np.int64)), minlength=counts.shape[1]).float()
 
 
 def code(symbols: np.ndarray, table) -> tuple[list[bytes], int]:
@@ -135,10 +140,6 @@ def code(symbols: np.ndarray, table) -> tuple[list[bytes], int]:
 def decode(stream: tuple[list[bytes], int], table) -> np.ndarray:
     chunks, n = stream
     return decode_chunks(chunks, None, table, chunk_counts(n))
-
-
-def stream_bytes(streams) -> int:
-    return sum(len(c) for chunks, _ in streams for c in chunks)
 
 
 # --------------------------------------------------------------------------------- design: mdct-rvq
@@ -247,14 +248,10 @@ class MdctRvq(nn.Module):
             c = mdct(x)
             for q, counts, x_ in ((self.env, self.env_counts, envelope(c)), (self.rvq, self.code_counts,
                                                                              self.shapes(c)[0])):
-                codes = q.to_codes(x_.numpy())
-                for s in range(codes.shape[1]):
-                    counts[s] += torch.bincount(torch.from_numpy(codes[:, s].astype(np.int64)), minlength=1024).float()
+                count_codes(counts, q.to_codes(x_.numpy()))
 
     def tables(self):
-        et = [from_counts(self.env_counts[s].double().numpy() + 1.0, 0, 16) for s in range(self.env_counts.shape[0])]
-        ct = [from_counts(self.code_counts[s].double().numpy() + 1.0, 0, 16) for s in range(self.code_counts.shape[0])]
-        return et, ct
+        return stage_tables(self.env_counts), stage_tables(self.code_counts)
 
     def encode(self, x: np.ndarray, env_stages: int, shape_stages: int) -> list:
         """Streams: the envelope codes of each of the first ``env_stages`` stages, then the shape codes."""
@@ -462,29 +459,22 @@ def model_tables(model: Seanet, clips: list[np.ndarray]) -> None:
     with torch.no_grad():
         for x in clips:
             z = model.encode_latent(torch.from_numpy(x).view(1, 1, -1))
-            codes = model.rvq.to_codes(z[0].T.contiguous().numpy())
-            for s in range(codes.shape[1]):
-                counts[s] += torch.bincount(torch.from_numpy(codes[:, s].astype(np.int64)), minlength=1024).float()
+            count_codes(counts, model.rvq.to_codes(z[0].T.contiguous().numpy()))
     model.code_counts.copy_(counts)
 
 
 def seanet_encode(model: Seanet, x: np.ndarray, stages: int) -> list:
     z = model.encode_latent(torch.from_numpy(x).view(1, 1, -1))
     codes = model.rvq.to_codes(z[0].T.contiguous().numpy(), stages)
-    tabs = _seanet_tables(model)
+    tabs = stage_tables(model.code_counts)
     return [code(codes[:, s], tabs[s]) for s in range(stages)]
 
 
 def seanet_decode(model: Seanet, streams: list, n: int) -> np.ndarray:
-    tabs = _seanet_tables(model)
+    tabs = stage_tables(model.code_counts)
     codes = np.stack([decode(s, tabs[i]) for i, s in enumerate(streams)], 1).astype(np.int32)
     zq = torch.from_numpy(model.rvq.from_codes(codes)).T.unsqueeze(0)
     return model.decode_latent(zq, n)[0, 0].numpy()
-
-
-def _seanet_tables(model: Seanet):
-    counts = model.code_counts
-    return [from_counts(counts[s].double().numpy() + 1.0, 0, 16) for s in range(counts.shape[0])]
 
 
 # ----------------------------------------------------------------------------------- evaluation

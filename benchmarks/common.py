@@ -49,3 +49,8 @@ def load_state(model, path: Path):
 
     torch.nn.Module.load_state_dict(model, load_file(str(path)))
     return model.eval()
+
+
+def stream_bytes(streams) -> int:
+    """Total size of a list of coded streams, each ``(chunks, ...)`` as the study scripts keep them."""
+    return sum(len(c) for s in streams for c in s[0])

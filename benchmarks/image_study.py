@@ -41,7 +41,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import load_state, save_state  # noqa: E402
+from common import load_state, save_state, stream_bytes  # noqa: E402
 
 from entropy.coder import chunk_counts, decode_chunks, encode_chunks  # noqa: E402
 from entropy.tables import ParametricFamily, factorized_prior  # noqa: E402
@@ -644,14 +644,6 @@ def _hyper_tables(model):
     return _TABLES[key]
 
 
-def stream_bytes(streams) -> int:
-    total = 0
-    for s in streams:
-        if isinstance(s[0], list):
-            total += sum(len(c) for c in s[0])
-    return total
-
-
 def cmd_rd(args) -> None:
     """Final RD curve on all of Kodak from real nctk streams, decoded and timed."""
     torch.set_num_threads(args.threads)
@@ -659,10 +651,8 @@ def cmd_rd(args) -> None:
     test = kodak(args.data, args.limit)
     points = EVAL_GAINS if args.design == "hyperprior" else EVAL_STEPS
     variants = [("", False, False)]
-    if args.design == "wavelet":  # conditional-mean reconstruction (decoder side only); it lost ~1-2 dB
-        variants.append(("+cm", False, True))
-    if args.design == "wavelet":
-        variants.append(("+enhancer", True, False))
+    if args.design == "wavelet":  # conditional-mean reconstruction (decoder side only; it lost ~1-2 dB)
+        variants += [("+cm", False, True), ("+enhancer", True, False)]
     rows = {v: [] for v, _, _ in variants}
     for p in points:
         acc = {v: {"bpp": [], "psnr": [], "enc_s": [], "dec_s": []} for v, _, _ in variants}
@@ -673,10 +663,9 @@ def cmd_rd(args) -> None:
                 t0 = time.perf_counter()
                 if args.design == "hyperprior":
                     streams = hyper_encode(model, x, p)
-                    nbytes = sum(len(c) for c in streams[0][0]) + sum(len(c) for c in streams[1][0])
                 else:
                     streams = wavelet_encode(model, x, p)
-                    nbytes = stream_bytes(streams)
+                nbytes = stream_bytes(streams)
                 t1 = time.perf_counter()
                 if args.design == "hyperprior":
                     xh = hyper_decode(model, streams, p)
@@ -730,29 +719,24 @@ def cmd_jpeg(args) -> None:
 
 # ---------------------------------------------------------------------------------------- report
 
+def _bd_gap(x1, y1, x2, y2) -> float:
+    """Mean of (cubic fit of y2 - cubic fit of y1) over the overlapping x range: Bjontegaard's integral."""
+    lo, hi = max(min(x1), min(x2)), min(max(x1), max(x2))
+    if hi <= lo:
+        return float("nan")
+    i1, i2 = (np.polyint(np.polyfit(x, y, 3)) for x, y in ((x1, y1), (x2, y2)))
+    return float((np.polyval(i2, hi) - np.polyval(i2, lo) - np.polyval(i1, hi) + np.polyval(i1, lo)) / (hi - lo))
+
+
 def bd_rate(r1, p1, r2, p2) -> float:
     """Bjontegaard delta rate (%) of curve 2 against curve 1 (cubic fit of log-rate over PSNR,
     integrated over the overlapping PSNR range). Negative = curve 2 needs fewer bits."""
-    lr1, lr2 = np.log(r1), np.log(r2)
-    c1, c2 = np.polyfit(p1, lr1, 3), np.polyfit(p2, lr2, 3)
-    lo, hi = max(min(p1), min(p2)), min(max(p1), max(p2))
-    if hi <= lo:
-        return float("nan")
-    i1 = np.polyval(np.polyint(c1), hi) - np.polyval(np.polyint(c1), lo)
-    i2 = np.polyval(np.polyint(c2), hi) - np.polyval(np.polyint(c2), lo)
-    return float((np.exp((i2 - i1) / (hi - lo)) - 1) * 100)
+    return float((np.exp(_bd_gap(p1, np.log(r1), p2, np.log(r2))) - 1) * 100)
 
 
 def bd_psnr(r1, p1, r2, p2) -> float:
     """Bjontegaard delta PSNR (dB) of curve 2 over curve 1 at equal rate (cubic fit over log-rate)."""
-    lr1, lr2 = np.log(r1), np.log(r2)
-    c1, c2 = np.polyfit(lr1, p1, 3), np.polyfit(lr2, p2, 3)
-    lo, hi = max(min(lr1), min(lr2)), min(max(lr1), max(lr2))
-    if hi <= lo:
-        return float("nan")
-    i1 = np.polyval(np.polyint(c1), hi) - np.polyval(np.polyint(c1), lo)
-    i2 = np.polyval(np.polyint(c2), hi) - np.polyval(np.polyint(c2), lo)
-    return float((i2 - i1) / (hi - lo))
+    return _bd_gap(np.log(r1), p1, np.log(r2), p2)
 
 
 ANCHORS = {"jpeg": "JPEG (CompressAI's anchor)", "jpeg2000": "JPEG 2000", "webp": "WebP",
