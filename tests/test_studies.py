@@ -112,3 +112,22 @@ def test_logmel_distance_zero_for_identical_and_large_for_silence() -> None:
     x = np.random.default_rng(2).standard_normal(24000).astype(np.float32) * 0.1
     assert audio_study.logmel_distance(x, x) == 0.0
     assert audio_study.logmel_distance(x, np.zeros_like(x)) > 2.0
+
+
+def test_lowband_lsd_sees_harmonics_and_ignores_a_4khz_low_pass() -> None:
+    """Noise on a harmonic tone's smoothed envelope is far from it below 4 kHz; a 4.5 kHz low-pass of a
+    broadband signal costs the low-band distance almost nothing while the log-mel distance punishes it."""
+    sr = audio_study.SR
+    t = np.arange(sr * 2) / sr
+    rng = np.random.default_rng(0)
+    tone = (sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 20)) * 0.1).astype(np.float32)
+    spec = np.fft.rfft(tone)
+    smooth = np.convolve(np.abs(spec), np.ones(1200) / 1200, mode="same")  # 600 Hz box: no harmonics left
+    noise = np.fft.irfft(smooth * np.exp(2j * np.pi * rng.random(spec.shape)), len(tone)).astype(np.float32)
+    assert audio_study.lowband_lsd(tone, tone) == 0.0
+    assert audio_study.lowband_lsd(tone, noise) > 0.5
+    broad = tone + (rng.standard_normal(len(tone)) * 0.05).astype(np.float32)
+    f = np.fft.rfftfreq(len(broad), 1 / sr)
+    lowpassed = np.fft.irfft(np.where(f < 4500, np.fft.rfft(broad), 0), len(broad)).astype(np.float32)
+    assert audio_study.lowband_lsd(broad, lowpassed) < 0.05
+    assert audio_study.logmel_distance(broad, lowpassed) > 0.3
