@@ -41,7 +41,7 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import load_state, save_state, stream_bytes  # noqa: E402
+from common import load_state, save_state, stream_bytes, train_on_budget  # noqa: E402
 
 from codec.quant.rvq import ResidualVQ  # noqa: E402
 from entropy.coder import chunk_counts, decode_chunks, encode_chunks  # noqa: E402
@@ -418,59 +418,45 @@ def cmd_train(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     log = {"design": args.design, "minutes": args.minutes, "threads": args.threads, "curve": [],
            "parameters": sum(p.numel() for p in params), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    budget, trained, steps, last_print = args.minutes * 60.0, 0.0, 0, 0.0
-    evals = [m * 60.0 for m in range(args.eval_every, int(args.minutes), args.eval_every)] + [budget]
-    losses = []
-    while evals:
-        seconds = args.seconds or (10.0 if args.design == "mdct-rvq" else 1.0)  # mdct: >= 1024 vectors/batch
-        x = random_segments(clips, args.batch, int(seconds * SR), gen)
-        t0 = time.perf_counter()
+    seconds = args.seconds or (10.0 if args.design == "mdct-rvq" else 1.0)  # mdct: >= 1024 vectors/batch
+
+    def step(x: torch.Tensor) -> dict:
         if args.design == "mdct-rvq":
             with torch.no_grad():
-                stats = model.train_step(list(x[:, 0]))
-        else:
-            y, q = model(x)
-            wave = F.l1_loss(y, x)
-            mel = multiscale_mel_loss(y[:, 0], x[:, 0])
-            loss = mel + 0.1 * wave + q["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            stats = {"loss": float(loss), "mel": float(mel), "usage": float(q["usage"].mean())}
-        trained += time.perf_counter() - t0
-        steps += 1
-        losses.append(stats["loss"])
-        if trained - last_print > 30:
-            last_print = trained
-            print(f"[{trained / 60:5.1f} min] step {steps} loss {np.mean(losses[-20:]):.4f} {stats}", flush=True)
-        if trained >= evals[0]:
-            evals.pop(0)
-            model.eval()
+                return model.train_step(list(x[:, 0]))
+        y, q = model(x)
+        wave = F.l1_loss(y, x)
+        mel = multiscale_mel_loss(y[:, 0], x[:, 0])
+        loss = mel + 0.1 * wave + q["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return {"loss": float(loss), "mel": float(mel), "usage": float(q["usage"].mean())}
+
+    def evaluate_now() -> tuple[dict, float]:
+        fitting = 0.0
+        if args.design == "mdct-rvq":  # its entropy model is counted as training time
             t_fit = time.perf_counter()
-            if args.design == "mdct-rvq":  # its entropy model is counted as training time
-                model.fit_tables(clips)
-                trained += time.perf_counter() - t_fit
-            point = evaluate(args.design, model, evalset, max(points(args.design)), bitstreams=False)
-            model.train()
-            point.update(minutes=round(trained / 60, 2), steps=steps)
-            log["curve"].append(point)
-            print(f"  eval @ {point['minutes']} min: {point}", flush=True)
-            save_state(model, out / "model.safetensors")
-            (out / "log.json").write_text(json.dumps(log, indent=1))
+            model.fit_tables(clips)
+            fitting = time.perf_counter() - t_fit
+        return evaluate(args.design, model, evalset, max(points(args.design)), bitstreams=False), fitting
+
+    train_on_budget(model, out, log, args.minutes, args.eval_every,
+                    next_batch=lambda: random_segments(clips, args.batch, int(seconds * SR), gen),
+                    step=step, describe=str, evaluate=evaluate_now, window=20)
     if args.design != "mdct-rvq":
         model.eval()
         model_tables(model, clips)  # the code tables, learned once at the end (seconds)
         save_state(model, out / "model.safetensors")
-    log["steps"] = steps
-    log["steps_per_s"] = steps / trained
     (out / "log.json").write_text(json.dumps(log, indent=1))
     if args.limit:
         print("smoke run (--limit): results not written")
         return
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.design}_training.json").write_text(json.dumps(log, indent=1))
-    print(f"trained {steps} steps in {trained / 60:.1f} min ({steps / trained:.3f} steps/s)")
+    print(f"trained {log['steps']} steps in {log['steps'] / log['steps_per_s'] / 60:.1f} min "
+          f"({log['steps_per_s']:.3f} steps/s)")
 
 
 # --------------------------------------------------------------------------- SEANet bitstreams

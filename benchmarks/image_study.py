@@ -41,7 +41,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from common import load_state, save_state, stream_bytes  # noqa: E402
+from common import load_state, stream_bytes, train_on_budget  # noqa: E402
 
 from entropy.coder import chunk_counts, decode_chunks, encode_chunks  # noqa: E402
 from entropy.tables import ParametricFamily, factorized_prior  # noqa: E402
@@ -461,39 +461,20 @@ def cmd_train(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     log = {"design": args.design, "minutes": args.minutes, "batch": args.batch, "crop": args.crop,
            "threads": args.threads, "curve": [], "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    budget, trained, steps, last_print = args.minutes * 60.0, 0.0, 0, 0.0
-    evals = [m * 60.0 for m in range(args.eval_every, int(args.minutes), args.eval_every)] + [budget]
-    run = []
-    while evals:
-        x = random_batch(imgs, args.batch, args.crop, gen)
-        t0 = time.perf_counter()
-        stats = train_step(args.design, model, opts, x, gen)
-        trained += time.perf_counter() - t0
-        steps += 1
-        run.append(stats["loss"])
-        if trained - last_print > 30:
-            last_print = trained
-            print(f"[{trained / 60:5.1f} min] step {steps} loss {np.mean(run[-50:]):.4f} "
-                  f"bpp {stats['bpp']:.3f} psnr {stats['psnr']:.2f}", flush=True)
-        if trained >= evals[0]:
-            evals.pop(0)
-            model.eval()
-            point = curve_point(args.design, model, test)
-            model.train()
-            point.update(minutes=round(trained / 60, 2), steps=steps)
-            log["curve"].append(point)
-            print(f"  eval @ {point['minutes']} min: {point}", flush=True)
-            save_state(model, out / "model.safetensors")
-            (out / "log.json").write_text(json.dumps(log, indent=1))
-    log["steps"] = steps
-    log["steps_per_s"] = steps / trained
+    train_on_budget(
+        model, out, log, args.minutes, args.eval_every,
+        next_batch=lambda: random_batch(imgs, args.batch, args.crop, gen),
+        step=lambda x: train_step(args.design, model, opts, x, gen),
+        describe=lambda st: f"bpp {st['bpp']:.3f} psnr {st['psnr']:.2f}",
+        evaluate=lambda: (curve_point(args.design, model, test), 0.0), window=50)
     (out / "log.json").write_text(json.dumps(log, indent=1))
     if args.limit < 24:
         print("smoke run (--limit): results not written")
         return
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.design}_training.json").write_text(json.dumps(log, indent=1))
-    print(f"trained {steps} steps in {trained / 60:.1f} min ({steps / trained:.3f} steps/s)")
+    print(f"trained {log['steps']} steps in {log['steps'] / log['steps_per_s'] / 60:.1f} min "
+          f"({log['steps_per_s']:.3f} steps/s)")
 
 
 @torch.no_grad()
