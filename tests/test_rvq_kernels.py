@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codec.kernels import rvq, rvq_ref
 from entropy.errors import NctkError
+
+
+@pytest.fixture(autouse=True, params=["tiles", "sgemm"])
+def path(request, monkeypatch):
+    """Every test runs on both encoder paths: the tile kernel (D <= SMALL_D) and the sgemm one."""
+    monkeypatch.setattr(rvq, "SMALL_D", 10**6 if request.param == "tiles" else 0)
+    return request.param
 
 
 def _check(x, cb, n_stages=None):
@@ -55,7 +62,7 @@ def test_points_equidistant_between_codewords():
     _check(x, cb)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(1, 40), st.sampled_from([1, 2, 5, 8, 33, 48]), st.integers(1, 40), st.integers(1, 4),
        st.integers(0, 2**32 - 1),
        st.sampled_from([1e-3, 1.0, 1e3]))
@@ -102,3 +109,37 @@ def test_extreme_magnitudes_and_subnormals():
                (rng.normal(size=(2, 8, 64)) * scale).astype(np.float32))
     with pytest.raises(NctkError):
         rvq.encode(np.zeros((3, 0), np.float32), np.zeros((1, 2, 0), np.float32))
+
+
+def test_ties_inside_and_across_tiles():
+    """The tile kernel keeps one minimum per lane of 16 codewords (j and j + 8): a tie inside a lane pair,
+    across tiles, and a codebook of identical codewords (every lane a candidate) all go to the lowest index."""
+    rng = np.random.default_rng(5)
+    dim = 6
+    cb = rng.normal(size=(2, 40, dim)).astype(np.float32)
+    cb[0, 8] = cb[0, 0]  # same lane, same tile
+    cb[0, 17] = cb[0, 1]  # same lane, next tile
+    cb[0, 39] = cb[0, 3]  # last (padded) tile
+    x = np.concatenate([cb[0, [0, 1, 3, 8, 17, 39]], cb[0, [0, 1, 3]] + np.float32(1e-4),
+                        rng.normal(size=(20, dim))]).astype(np.float32)
+    codes = _check(x, cb)
+    assert list(codes[:6, 0]) == [0, 1, 3, 0, 1, 3]
+    same = np.repeat(rng.normal(size=(1, 1, dim)), 37, axis=1).astype(np.float32)
+    assert (_check(x, same)[:, 0] == 0).all()
+
+
+def test_codebook_sizes_around_the_tile(path):
+    rng = np.random.default_rng(9)
+    for k in (1, 7, 8, 9, 15, 16, 17, 31, 33, 1000):
+        cb = (rng.normal(size=(3, k, 5)) * np.array([1.0, 0.3, 0.1])[:, None, None]).astype(np.float32)
+        _check(rng.normal(size=(23, 5)).astype(np.float32), cb)
+
+
+def test_huge_codebooks_take_the_sgemm_path(monkeypatch):
+    """Tile-lane positions are packed into 16 bits: codebooks over 2**17 entries go to the sgemm path."""
+    calls = []
+    monkeypatch.setattr(rvq, "_encode_small", lambda *a: calls.append(a))
+    rng = np.random.default_rng(2)
+    cb = rng.normal(size=(1, 2**17 + 16, 2)).astype(np.float32)
+    _check(rng.normal(size=(5, 2)).astype(np.float32), cb)
+    assert not calls
