@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-gpu clean
 
 # Pinned dependencies (requirements.txt) into .venv, then nctk itself in editable mode.
 $(STAMP): requirements.txt pyproject.toml
@@ -36,6 +36,10 @@ $(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/entropy_bench.py
 	$(BIN)/python benchmarks/rvq_bench.py
+
+# On a machine with a CUDA device (numba-cuda installed, torch with CUDA for the matmul reference).
+bench-gpu: $(STAMP)
+	$(BIN)/python benchmarks/gpu_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

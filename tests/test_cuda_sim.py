@@ -59,6 +59,17 @@ def test_simulator(runs, name):
     _result(runs[name])
 
 
+def test_gpu_benchmark_runs_under_the_simulator():
+    """benchmarks/gpu_bench.py (for a session with a device) runs end to end: codes and bytes checked."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"), "--smoke"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    if p.returncode and "No module named 'numba.cuda" in p.stderr:
+        pytest.skip("numba-cuda not installed")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "### rANS" in p.stdout and "CUDA simulator" in p.stdout
+
+
 def test_real_gpu(runs):
     _result(runs["real"])
 
