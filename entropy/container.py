@@ -11,11 +11,13 @@ Byte layout (docs/FORMAT.md, section "Container"), all integers little-endian::
 The reader validates every declared length against hard limits and against the bytes actually present
 *before* using it, so hostile input fails fast with a :class:`~entropy.errors.FormatError` subclass and
 never makes it allocate more than a small multiple of the input's size. :func:`loads` returns chunk
-payloads as zero-copy ``memoryview`` slices of the input.
+payloads as zero-copy ``memoryview`` slices of the input, made on access (:class:`ChunkViews`): a file of
+millions of empty chunks costs 8 bytes of offsets per chunk, not a Python object each.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
@@ -39,7 +41,7 @@ from entropy.errors import (
 
 __all__ = [
     "FORMAT_VERSION", "MAGIC", "MAX_CHUNKS", "MAX_CHUNK_BYTES", "MAX_COUNT", "MAX_HEADER", "MAX_HEADER_DEPTH",
-    "MAX_NAME", "MAX_SECTIONS", "Container", "Section", "SectionInfo", "dumps", "is_nctk", "loads",
+    "MAX_NAME", "MAX_SECTIONS", "ChunkViews", "Container", "Section", "SectionInfo", "dumps", "is_nctk", "loads",
     "read_header", "write",
 ]
 
@@ -73,12 +75,48 @@ _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 # --------------------------------------------------------------------------------------------- data types
 
 
+class ChunkViews(Sequence):
+    """A parsed section's chunk payloads: zero-copy ``memoryview`` slices of the file, each made when it is
+    read. Holds only the chunk offsets (8 bytes per chunk). Slicing returns a list of views."""
+
+    __slots__ = ("_mv", "_offsets")
+
+    def __init__(self, mv: memoryview, offsets: array) -> None:
+        self._mv = mv
+        self._offsets = offsets  # len(self) + 1 absolute byte offsets into mv
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        i = operator.index(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("chunk index out of range")
+        return self._mv[self._offsets[i] : self._offsets[i + 1]]
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same payloads (as a list of the views would be)."""
+        if not isinstance(other, Sequence) or isinstance(other, (str, bytes)):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ChunkViews({len(self)} chunks)"
+
+
 @dataclass
 class Section:
     """One named section: chunk payloads and an opaque item count per chunk (same length)."""
 
     name: str
-    chunks: list[bytes | memoryview] = field(default_factory=list)
+    chunks: Sequence[bytes | memoryview] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
 
     @property
@@ -415,11 +453,8 @@ def loads(data: bytes | bytearray | memoryview) -> Container:
     header, count, pos = _parse_preamble(mv)
     sections: dict[str, Section] = {}
     for name, lengths, counts, offset in _iter_sections(mv, pos, count, check_payloads=True):
-        chunks: list[bytes | memoryview] = []
-        for length in lengths:
-            chunks.append(mv[offset : offset + length])
-            offset += length
-        sections[name] = Section(name, chunks, counts.tolist())
+        offsets = array("q", itertools.accumulate(lengths, initial=offset))
+        sections[name] = Section(name, ChunkViews(mv, offsets), counts.tolist())
     return Container(header, sections)
 
 

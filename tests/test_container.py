@@ -670,3 +670,33 @@ def test_write_leaves_file_untouched_on_error():
 def test_all_errors_are_nctk_errors():
     for cls in (NotNctkError, TruncatedError, ChecksumError, UnsupportedVersionError, LimitError):
         assert issubclass(cls, FormatError) and issubclass(cls, NctkError)
+
+
+def test_chunk_views_behave_like_a_list_of_views():
+    blob = dumps({"codec": "t", "codec_version": 1}, [Section("s", [b"ab", b"", b"cde"], [1, 0, 2])])
+    chunks = loads(blob).section("s").chunks
+    assert len(chunks) == 3 and [bytes(c) for c in chunks] == [b"ab", b"", b"cde"]
+    assert bytes(chunks[-1]) == b"cde" and [bytes(c) for c in chunks[1:]] == [b"", b"cde"]
+    assert [bytes(c) for c in chunks[::-2]] == [b"cde", b"ab"]
+    assert isinstance(chunks[0], memoryview)
+    with pytest.raises(IndexError):
+        chunks[3]
+    with pytest.raises(IndexError):
+        chunks[-4]
+
+
+def test_many_empty_chunks_cost_little_memory():
+    """Found in review: a file of empty chunks (12 bytes each) made a Python object per chunk (~17x the
+    file's size held). Chunk views are now made on access: a few bytes per chunk."""
+    import tracemalloc
+
+    n = 1 << 18
+    blob = dumps({"codec": "t", "codec_version": 1}, [Section("s", [b""] * n, [0] * n)])
+    tracemalloc.start()
+    try:
+        box = loads(blob)
+        held, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(box.section("s").chunks) == n
+    assert held < 2 * len(blob) and peak < 4 * len(blob)
