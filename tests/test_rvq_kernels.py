@@ -143,3 +143,32 @@ def test_huge_codebooks_take_the_sgemm_path(monkeypatch):
     cb = rng.normal(size=(1, 2**17 + 16, 2)).astype(np.float32)
     _check(rng.normal(size=(5, 2)).astype(np.float32), cb)
     assert not calls
+
+
+def test_settle_tie_rule_when_the_higher_index_is_visited_first():
+    """Found in review: the slow path visits codewords lane by lane (0, 8, 1, 9, ...), so an exact tie
+    between 9 and 2 reaches 9 first; the lowest index must still win."""
+    rng = np.random.default_rng(0)
+    cb = rng.normal(size=(1, 16, 3)).astype(np.float32)
+    cb[0, 9] = cb[0, 2]
+    assert _check(cb[0, [2]], cb)[0, 0] == 2
+
+
+def test_tile_kernel_rarely_takes_the_slow_path():
+    """Found in review: a change sending every vector to the exact fallback would keep codes right and
+    only lose speed. On trained-like random data the fallback is rare; on separated codewords never."""
+    rng = np.random.default_rng(4)
+    n, dim, k, stages = 4096, 8, 256, 4
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    cb = (rng.normal(size=(stages, k, dim)) * 0.5 ** np.arange(stages)[:, None, None]).astype(np.float32)
+    cn, cmax = rvq._stage_tables(cb)
+    cbb, cnp = rvq._small_tables(cb, cn)
+    codes = np.empty((n, stages), np.int32)
+    coef = 2.0 * rvq._gamma(dim + 3) + 16.0 * rvq.U32
+    settled = rvq._encode_small(x, cb, cbb, cnp, cmax, coef, stages, codes)
+    np.testing.assert_array_equal(codes, rvq_ref.encode_reference(x, cb))
+    assert settled < 0.01 * n * stages
+    grid = (np.arange(64)[:, None] * np.eye(dim, dtype=np.float32)[0]).astype(np.float32)[None]  # 0, 1, 2, ...
+    near = (grid[0, rng.integers(0, 64, n)] + 0.25).astype(np.float32)
+    assert rvq._encode_small(near, grid, *rvq._small_tables(grid, rvq._stage_tables(grid)[0]),
+                             rvq._stage_tables(grid)[1], coef, 1, np.empty((n, 1), np.int32)) == 0

@@ -172,7 +172,8 @@ def _dist(r, g, cb, s, j):
 
 @njit(cache=True)
 def _settle_tiles(r, g, cb, s, tm, kt, t32):
-    """Near ties (rare): the exact argmin over both codewords behind every tile-min lane <= t32."""
+    """Near ties (rare): the exact argmin over both codewords behind every tile-min lane <= t32. Some lane
+    always qualifies (the minimum's, t32 >= m), so the result is a real codeword, never -1."""
     k = cb.shape[1]
     best = -1
     dbest = 0.0
@@ -203,7 +204,9 @@ def _pick_tile(r, g, cb, s, tm, kt, t32, tot):
     return j0 + 8 * (np.int64(j1 < k) * np.int64(d1 < d0))  # branch-free; a tie keeps j0
 
 
-@njit(parallel=True, cache=True)
+# Not cached on disk: Numba's cache keys on this file only, so a change to simd.py alone would keep serving
+# the old machine code. Compiling takes a few seconds once per process.
+@njit(parallel=True)
 def _encode_small(x, cb, cbb, cn, cmax, coef, n_stages, codes):
     """Small-D encoder: every stage of blocks of 256 vectors, 4 residuals at a time.
 
@@ -217,12 +220,14 @@ def _encode_small(x, cb, cbb, cn, cmax, coef, n_stages, codes):
     ``count << 16 | p`` when count is 1 (count >= 2 reads as >= 2 whatever the low bits do; p < 2**16).
     Count 1: every other codeword scores above t, so the answer is one of that lane's two codewords and
     their exact distances decide. Otherwise (near ties, ~0.1% of vectors on trained codebooks):
-    :func:`_settle_tiles`. No distance row is ever written to memory.
+    :func:`_settle_tiles`. No distance row is ever written to memory. Returns how many (vector, stage)
+    pairs needed that slow path (for tests: a regression there costs only speed).
     """
     n, dim = x.shape
     kp = cn.shape[1]
     kt = kp // 2
     inf = np.float32(np.inf)
+    settled = 0
     for b in prange((n + 255) // 256):
         r = np.empty((4, dim), dtype=np.float32)
         m2r = np.empty((4, dim), dtype=np.float32)  # -2 r, exact in float32
@@ -297,9 +302,11 @@ def _encode_small(x, cb, cbb, cn, cmax, coef, n_stages, codes):
                 tot = (hsum8(c0), hsum8(c1), hsum8(c2), hsum8(c3))
                 for g in range(min(4, n - i0)):
                     code = _pick_tile(r, g, cb, s, tm, kt, tt[g], tot[g])
+                    settled += tot[g] >> 16 != 1
                     codes[i0 + g, s] = code
                     for d in range(dim):
                         r[g, d] = np.float32(r[g, d] - cb[s, code, d])
+    return settled
 
 
 def _small_tables(cb: np.ndarray, cn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
