@@ -26,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import write_section  # noqa: E402
+from common import best_time, write_section  # noqa: E402
 from entropy_bench import gaussian_workload, zipf_workload  # noqa: E402
 
 from codec.kernels import rvq  # noqa: E402
@@ -45,15 +45,6 @@ def gpu_time(fn, repeat: int):
         t0 = time.perf_counter()
         out = fn()
         cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
-def cpu_time(fn, repeat: int):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
         best = min(best, time.perf_counter() - t0)
     return best, out
 
@@ -106,7 +97,7 @@ def bench_rvq(dim: int, n: int, k: int, stages: int, repeat: int, tflops: float 
     t_dec, _ = gpu_time(lambda: rvq_cuda.decode(codes_d, cbd), repeat)
     cpu_n = min(n, 100_000)
     rvq.encode(x[:64], cb)  # compile
-    t_cpu, cpu_codes = cpu_time(lambda: rvq.encode(x[:cpu_n], cb), max(1, repeat // 2))
+    t_cpu, cpu_codes = best_time(lambda: rvq.encode(x[:cpu_n], cb), max(1, repeat // 2))
     if not np.array_equal(codes_d.copy_to_host()[:cpu_n], cpu_codes):
         raise SystemExit(f"D = {dim}: CUDA codes differ from the CPU kernel's")
     flops = 2.0 * n * k * dim * stages
@@ -133,13 +124,13 @@ def bench_rans(n: int, repeat: int, rng) -> list[dict]:
     rans_cuda.encode_chunks(yd[:1000], 0, table, chunk_size=chunk)  # compile
     te, (words, offs) = gpu_time(lambda: rans_cuda.encode_chunks_device(yd, 0, table, chunk_size=chunk), repeat)
     streams = rans_cuda._streams_bytes(words, offs)
-    cpu_te, cpu_streams = cpu_time(lambda: rans_numba.encode_chunks(y, 0, table, chunk_size=chunk), repeat)
+    cpu_te, cpu_streams = best_time(lambda: rans_numba.encode_chunks(y, 0, table, chunk_size=chunk), repeat)
     if streams != cpu_streams:
         raise SystemExit("(b): CUDA streams differ from the Numba coder's")
     td, out = gpu_time(lambda: rans_cuda.decode_chunks_device(streams, 0, table, counts), repeat)
     if not np.array_equal(out.copy_to_host(), y):
         raise SystemExit("(b): CUDA decode differs")
-    cpu_td, _ = cpu_time(lambda: rans_numba.decode_chunks(cpu_streams, 0, table, counts), repeat)
+    cpu_td, _ = best_time(lambda: rans_numba.decode_chunks(cpu_streams, 0, table, counts), repeat)
     nbytes = sum(len(s) for s in streams)
     rows.append(dict(work="(b) Zipf categorical", n=n, nbytes=nbytes, te=te, td=td, cpu_te=cpu_te, cpu_td=cpu_td))
 
@@ -147,13 +138,13 @@ def bench_rans(n: int, repeat: int, rng) -> list[dict]:
     xd, mud, sgd = cuda.to_device(x), cuda.to_device(mu), cuda.to_device(sigma)
     rans_cuda.encode_family(xd[:1000], mud[:1000], sgd[:1000], fam, chunk_size=chunk)  # compile
     te, streams = gpu_time(lambda: rans_cuda.encode_family(xd, mud, sgd, fam, chunk_size=chunk), repeat)
-    cpu_te, cpu_streams = cpu_time(lambda: rans_numba.encode_family(x, mu, sigma, fam, chunk_size=chunk), repeat)
+    cpu_te, cpu_streams = best_time(lambda: rans_numba.encode_family(x, mu, sigma, fam, chunk_size=chunk), repeat)
     if streams != cpu_streams:
         raise SystemExit("(a): CUDA streams differ from the Numba coder's")
     td, out = gpu_time(lambda: rans_cuda.decode_family(streams, mud, sgd, fam, counts), repeat)
     if not np.array_equal(out, x):
         raise SystemExit("(a): CUDA decode differs")
-    cpu_td, _ = cpu_time(lambda: rans_numba.decode_family(cpu_streams, mu, sigma, fam, counts), repeat)
+    cpu_td, _ = best_time(lambda: rans_numba.decode_family(cpu_streams, mu, sigma, fam, counts), repeat)
     nbytes = sum(len(s) for s in streams)
     rows.append(dict(work="(a) Gaussian family", n=n, nbytes=nbytes, te=te, td=td, cpu_te=cpu_te, cpu_td=cpu_td))
     return rows
