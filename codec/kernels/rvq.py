@@ -161,7 +161,7 @@ def _up32(m, bound2):
 @njit(cache=True, inline="always")
 def _dist(r, g, cb, s, j):
     """The reference's exact distance from residual row ``g`` to codeword ``j`` of stage ``s`` (float64,
-    left to right, unfused). Indexes the arrays instead of slicing them: views cost reference counting."""
+    left to right, unfused). Takes the whole arrays and indexes them: no views made per call."""
     acc = 0.0
     for d in range(r.shape[1]):
         diff = np.float64(r[g, d]) - np.float64(cb[s, j, d])
