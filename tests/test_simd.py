@@ -78,3 +78,14 @@ def test_store_into_a_row_of_a_2d_array():
     expect = np.zeros((3, 12), np.float32)
     expect[1, 2:10] = 7.0
     np.testing.assert_array_equal(out, expect)
+
+
+def test_rvq_kernel_cache_names_this_simd_source():
+    """rvq._encode_small is cached on disk keyed on rvq.py alone; rvq.SIMD_SHA256 ties it to simd.py's
+    bytes. After editing simd.py, put the new sha256 there (that edit also invalidates the cache)."""
+    import hashlib
+    from pathlib import Path
+
+    from codec.kernels import rvq, simd
+
+    assert hashlib.sha256(Path(simd.__file__).read_bytes()).hexdigest() == rvq.SIMD_SHA256

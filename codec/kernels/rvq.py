@@ -204,9 +204,14 @@ def _pick_tile(r, g, cb, s, tm, kt, t32, tot):
     return j0 + 8 * (np.int64(j1 < k) * np.int64(d1 < d0))  # branch-free; a tie keeps j0
 
 
-# Not cached on disk: Numba's cache keys on this file only, so a change to simd.py alone would keep serving
-# the old machine code. Compiling takes a few seconds once per process.
-@njit(parallel=True)
+# Numba's on-disk cache keys on this file's timestamp and size only, but _encode_small compiles simd.py's
+# intrinsics into itself: a change to simd.py alone would keep serving the old machine code. So this names
+# simd.py's exact bytes; tests/test_simd.py fails until it is updated after an edit there, and updating it
+# changes this file, which invalidates the cache.
+SIMD_SHA256 = "d7a2de18bff46383d935778acd1c16d3f0b38cd34d616f51aef30c6c83669f73"
+
+
+@njit(parallel=True, cache=True)
 def _encode_small(x, cb, cbb, cn, cmax, coef, n_stages, codes):
     """Small-D encoder: every stage of blocks of 256 vectors, 4 residuals at a time.
 
