@@ -161,14 +161,17 @@ def test_tile_kernel_rarely_takes_the_slow_path():
     n, dim, k, stages = 4096, 8, 256, 4
     x = rng.normal(size=(n, dim)).astype(np.float32)
     cb = (rng.normal(size=(stages, k, dim)) * 0.5 ** np.arange(stages)[:, None, None]).astype(np.float32)
-    cn, cmax = rvq._stage_tables(cb)
-    cbb, cnp = rvq._small_tables(cb, cn)
-    codes = np.empty((n, stages), np.int32)
     coef = 2.0 * rvq._gamma(dim + 3) + 16.0 * rvq.U32
-    settled = rvq._encode_small(x, cb, cbb, cnp, cmax, coef, stages, codes)
-    np.testing.assert_array_equal(codes, rvq_ref.encode_reference(x, cb))
-    assert settled < 0.01 * n * stages
-    grid = (np.arange(64)[:, None] * np.eye(dim, dtype=np.float32)[0]).astype(np.float32)[None]  # 0, 1, 2, ...
+
+    def slow_path_count(x, cb):
+        cn, cmax = rvq._stage_tables(cb)
+        cbb, cnp = rvq._small_tables(cb, cn)
+        codes = np.empty((len(x), len(cb)), np.int32)
+        settled = rvq._encode_small(x, cb, cbb, cnp, cmax, coef, len(cb), codes)
+        np.testing.assert_array_equal(codes, rvq_ref.encode_reference(x, cb))
+        return settled
+
+    assert slow_path_count(x, cb) < 0.01 * n * stages
+    grid = (np.arange(64)[:, None] * np.eye(dim, dtype=np.float32)[0])[None].astype(np.float32)  # i * e_0
     near = (grid[0, rng.integers(0, 64, n)] + 0.25).astype(np.float32)
-    assert rvq._encode_small(near, grid, *rvq._small_tables(grid, rvq._stage_tables(grid)[0]),
-                             rvq._stage_tables(grid)[1], coef, 1, np.empty((n, 1), np.int32)) == 0
+    assert slow_path_count(near, grid) == 0
