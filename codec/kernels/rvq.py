@@ -158,18 +158,6 @@ def _up32(m, bound2):
     return np.float32(th + abs(th) * 2.0**-22 + 2.0**-140)
 
 
-@njit(cache=True, inline="always")
-def _dist(r, g, cb, s, j):
-    """The reference's exact distance from residual row ``g`` to codeword ``j`` of stage ``s`` (float64,
-    left to right, unfused). Takes the whole arrays and indexes them: no views made per call."""
-    acc = 0.0
-    for d in range(r.shape[1]):
-        diff = np.float64(r[g, d]) - np.float64(cb[s, j, d])
-        sq = diff * diff
-        acc = acc + sq
-    return acc
-
-
 @njit(cache=True)
 def _settle_tiles(r, g, cb, s, tm, kt, t32):
     """Near ties (rare): the exact argmin over both codewords behind every tile-min lane <= t32. Some lane
@@ -182,7 +170,7 @@ def _settle_tiles(r, g, cb, s, tm, kt, t32):
             j = (p >> 3) * TILE + (p & 7)
             for _ in range(2):
                 if j < k:
-                    dj = _dist(r, g, cb, s, j)
+                    dj = _exact(r[g], cb[s, j])
                     if best < 0 or dj < dbest or (dj == dbest and j < best):  # ties: lowest index
                         best = j
                         dbest = dj
@@ -199,8 +187,8 @@ def _pick_tile(r, g, cb, s, tm, kt, t32, tot):
     j0 = (p >> 3) * TILE + (p & 7)
     j1 = j0 + 8  # may be padding (>= K): then j0 is the one
     k = cb.shape[1]
-    d0 = _dist(r, g, cb, s, j0)
-    d1 = _dist(r, g, cb, s, min(j1, k - 1))
+    d0 = _exact(r[g], cb[s, j0])
+    d1 = _exact(r[g], cb[s, min(j1, k - 1)])
     return j0 + 8 * (np.int64(j1 < k) * np.int64(d1 < d0))  # branch-free; a tie keeps j0
 
 
@@ -424,7 +412,7 @@ def encode(x, codebooks, n_stages: int | None = None) -> np.ndarray:
     if not np.isfinite(scale) or (dim + 4) * scale * scale > MAX_SCALE2:
         _encode_exact(x, cb, stages, codes)
         return codes
-    if dim <= SMALL_D and -(-cb.shape[1] // TILE) * TILE // 2 <= MAX_TILE_LANES:
+    if dim <= SMALL_D and cb.shape[1] <= 2 * MAX_TILE_LANES:
         cbb, cnp = _small_tables(cb[:stages], cn[:stages])
         _encode_small(x, cb, cbb, cnp, cmax, coef, stages, codes)
         return codes
