@@ -71,14 +71,8 @@ def matmul_tflops(repeat: int, size: int) -> float | None:
     torch.backends.cuda.matmul.allow_tf32 = False
     a = torch.randn(size, size, device="cuda")
     b = torch.randn(size, size, device="cuda")
-    torch.matmul(a, b)
-    torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        torch.matmul(a, b)
-        torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
+    torch.matmul(a, b)  # warm-up
+    best, _ = gpu_time(lambda: torch.matmul(a, b), repeat)  # torch shares numba's (primary) CUDA context
     return 2 * size**3 / best / 1e12
 
 
