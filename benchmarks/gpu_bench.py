@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best_time, write_section  # noqa: E402
 from entropy_bench import gaussian_workload, zipf_workload  # noqa: E402
 
-from codec.kernels import rvq  # noqa: E402
-from entropy import rans_numba  # noqa: E402
-from entropy.coder import DEFAULT_CHUNK  # noqa: E402
-from entropy.tables import ParametricFamily, categorical  # noqa: E402
+from nctk.codec.kernels import rvq_numba  # noqa: E402
+from nctk.entropy import rans_numba  # noqa: E402
+from nctk.entropy.coder import DEFAULT_CHUNK  # noqa: E402
+from nctk.entropy.tables import ParametricFamily, categorical  # noqa: E402
 
 
 def gpu_time(fn, repeat: int):
@@ -52,7 +52,7 @@ def gpu_time(fn, repeat: int):
 def device_name() -> str:
     from numba import cuda
 
-    from entropy.rans_cuda import SIMULATOR
+    from nctk.entropy.rans_cuda import SIMULATOR
 
     if SIMULATOR:
         return "CUDA simulator (figures meaningless)"
@@ -80,7 +80,7 @@ def bench_rvq(dim: int, n: int, k: int, stages: int, repeat: int, tflops: float 
     """CUDA RVQ encode/decode on device arrays vs the Numba CPU encoder, same data, codes checked equal."""
     from numba import cuda
 
-    from codec.kernels import rvq_cuda
+    from nctk.codec.kernels import rvq_cuda
 
     x = rng.normal(size=(n, dim)).astype(np.float32)
     scale = 0.5 ** np.arange(stages, dtype=np.float32)[:, None, None]
@@ -90,8 +90,8 @@ def bench_rvq(dim: int, n: int, k: int, stages: int, repeat: int, tflops: float 
     t_enc, codes_d = gpu_time(lambda: rvq_cuda.encode(xd, cbd), repeat)
     t_dec, _ = gpu_time(lambda: rvq_cuda.decode(codes_d, cbd), repeat)
     cpu_n = min(n, 100_000)
-    rvq.encode(x[:64], cb)  # compile
-    t_cpu, cpu_codes = best_time(lambda: rvq.encode(x[:cpu_n], cb), max(1, repeat // 2))
+    rvq_numba.encode(x[:64], cb)  # compile
+    t_cpu, cpu_codes = best_time(lambda: rvq_numba.encode(x[:cpu_n], cb), max(1, repeat // 2))
     if not np.array_equal(codes_d.copy_to_host()[:cpu_n], cpu_codes):
         raise SystemExit(f"D = {dim}: CUDA codes differ from the CPU kernel's")
     flops = 2.0 * n * k * dim * stages
@@ -103,7 +103,7 @@ def bench_rans(n: int, repeat: int, rng) -> list[dict]:
     """CUDA rANS on both entropy-benchmark workloads vs the Numba coder; bytes checked identical."""
     from numba import cuda
 
-    from entropy import rans_cuda
+    from nctk.entropy import rans_cuda
 
     fam = ParametricFamily()
     x, mu, sigma, _ = gaussian_workload(n, rng)
@@ -195,7 +195,7 @@ def main() -> None:
     args = ap.parse_args()
     import numba
 
-    from entropy import rans_cuda
+    from nctk.entropy import rans_cuda
 
     ok, why = rans_cuda.available()
     if not ok:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import best_time, write_section  # noqa: E402
 
-from codec.kernels import rvq, rvq_ref  # noqa: E402
+from nctk.codec.kernels import rvq_numba, rvq_ref  # noqa: E402
 
 K, STAGES = 1024, 8
 
@@ -125,9 +125,9 @@ def bench_shape(dim: int, n: int, repeat: int, rng) -> list[dict]:
     print(f"--- D = {dim}, N = {n:,}, K = {K}, {STAGES} stages", flush=True)
     x, cb = data(dim, n, rng)
     ref = rvq_ref.encode_reference(x[:2000], cb)  # the definition, on a slice (it is slow)
-    rvq.encode(x[:64], cb)  # compile
+    rvq_numba.encode(x[:64], cb)  # compile
     coders = [
-        ("nctk (Numba/torch, exact codes)", lambda: rvq.encode(x, cb)),
+        ("nctk (Numba/torch, exact codes)", lambda: rvq_numba.encode(x, cb)),
         ("faiss IndexFlatL2 per stage", lambda: faiss_flat(x, cb)),
         ("faiss ResidualQuantizer, beam 1", lambda: faiss_rq(x, cb)),
         ("torch matmul + argmin", lambda: make_torch_ref(cb)(x)),

@@ -1,7 +1,7 @@
-"""``python -m cli`` runs the nctk command line."""
+"""``python -m nctk.cli`` runs the nctk command line."""
 
 import sys
 
-from cli.main import main
+from nctk.cli.main import main
 
 sys.exit(main())

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from entropy.errors import NctkError
+from nctk.entropy.errors import NctkError
 
 
 class OutputExistsError(NctkError):

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from cli.io import Progress, check_writable, read_input, write_output
-from entropy.errors import NctkError
+from nctk.cli.io import Progress, check_writable, read_input, write_output
+from nctk.entropy.errors import NctkError
 
 SUFFIX = ".nctk"
 
@@ -52,7 +52,7 @@ def _say(args: argparse.Namespace, msg: str) -> None:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    import codec
+    import nctk
 
     src = args.input
     if args.output:
@@ -68,9 +68,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
     data = read_input(src)
     name = None if src == "-" else os.path.basename(src)
     with Progress(f"compressing {name or 'stdin'}"):
-        blob = codec.compress(data, codec=args.codec, quality=args.quality, name=name)
+        blob = nctk.compress(data, codec=args.codec, quality=args.quality, name=name)
     write_output(out, blob, args.force)
-    meta = codec.info(blob)
+    meta = nctk.info(blob)
     ratio = len(data) / max(len(blob), 1)
     _say(args, f"{name or 'stdin'}: {_human(len(data))} -> {_human(len(blob))} ({ratio:.3f}x) "
                f"[{meta.get('codec')}] in {time.perf_counter() - t0:.2f} s -> {out}")
@@ -78,13 +78,13 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
-    import codec
+    import nctk
 
     src = args.input
     t0 = time.perf_counter()
     data = read_input(src)
     with Progress(f"decompressing {os.path.basename(src) if src != '-' else 'stdin'}"):
-        name, raw = codec.decompress_file(data)
+        name, raw = nctk.decompress_file(data)
     if args.output:
         out = args.output
     elif src == "-":
@@ -106,10 +106,10 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    import codec
+    import nctk
 
     data = read_input(args.file)
-    meta = codec.info(data)
+    meta = nctk.info(data)
     if args.json:
         print(json.dumps(meta, indent=2, sort_keys=True))
         return 0
@@ -126,9 +126,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_codecs(args: argparse.Namespace) -> int:
-    import codec
+    import nctk
 
-    rows = codec.codecs()
+    rows = nctk.codecs()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from entropy.coder import CODER_ID, CODER_VERSION
-from entropy.container import Section
-from entropy.errors import CodecError, FormatError, UnsupportedVersionError
+from nctk.entropy.coder import CODER_ID, CODER_VERSION
+from nctk.entropy.container import Section
+from nctk.entropy.errors import CodecError, FormatError, UnsupportedVersionError
 
 __all__ = [
     "KINDS", "SNIFF_BYTES", "Codec", "Encoded", "FileItem", "all_codecs", "base_header", "check_coder",
@@ -44,7 +44,7 @@ MAX_CHUNK_SIZE = 1 << 20  # largest per-chunk symbol count a reader accepts from
 
 # Codecs that ship with nctk, as "module:attribute" (a Codec class or instance), imported on first use.
 _BUILTINS = (
-    "codec.tensor.lossless:TensorLossless",
+    "nctk.codec.tensor.lossless:TensorLossless",
 )
 
 

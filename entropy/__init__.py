@@ -3,9 +3,9 @@
 Knows nothing of audio, images or tensors. See docs/FORMAT.md for every byte it writes.
 """
 
-from entropy.coder import CODER_ID, CODER_VERSION, DEFAULT_CHUNK, DEFAULT_LANES, decode_chunks, encode_chunks
-from entropy.errors import NctkError
-from entropy.tables import ParametricFamily, Table, Tables, categorical, from_counts, quantize_pmf
+from nctk.entropy.coder import CODER_ID, CODER_VERSION, DEFAULT_CHUNK, DEFAULT_LANES, decode_chunks, encode_chunks
+from nctk.entropy.errors import NctkError
+from nctk.entropy.tables import ParametricFamily, Table, Tables, categorical, from_counts, quantize_pmf
 
 __all__ = [
     "CODER_ID", "CODER_VERSION", "DEFAULT_CHUNK", "DEFAULT_LANES", "NctkError", "ParametricFamily",

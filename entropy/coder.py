@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from entropy import rans
-from entropy.errors import NctkError
-from entropy.tables import Table, Tables
+from nctk.entropy import rans_ref
+from nctk.entropy.errors import NctkError
+from nctk.entropy.tables import Table, Tables
 
-CODER_ID = rans.CODER_ID
-CODER_VERSION = rans.CODER_VERSION
-DEFAULT_LANES = rans.DEFAULT_LANES
+CODER_ID = rans_ref.CODER_ID
+CODER_VERSION = rans_ref.CODER_VERSION
+DEFAULT_LANES = rans_ref.DEFAULT_LANES
 DEFAULT_CHUNK = 1 << 18  # symbols per independent chunk: ~0.02% of overhead, parallel, seekable
 BACKENDS = ("numba", "reference")  # always available
 GPU_BACKENDS = ("cuda",)  # only where numba.cuda finds a device (or runs its simulator)
@@ -23,14 +23,14 @@ GPU_BACKENDS = ("cuda",)  # only where numba.cuda finds a device (or runs its si
 
 def _backend(name: str):
     if name == "numba":
-        from entropy import rans_numba
+        from nctk.entropy import rans_numba
 
         return rans_numba
     if name == "reference":
         return None
     if name == "cuda":
         try:
-            from entropy import rans_cuda
+            from nctk.entropy import rans_cuda
         except ImportError as e:  # numba-cuda (the [gpu] extra) or its CUDA bindings are missing
             raise NctkError(f"CUDA backend unavailable: {e}") from None
         ok, why = rans_cuda.available()
@@ -47,11 +47,11 @@ def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int =
     impl = _backend(backend)
     if impl is not None:
         return impl.encode_chunks(symbols, indexes, tables, chunk_size=chunk_size, lanes=lanes)
-    sym, idx, tables = rans.check_inputs(symbols, indexes, tables, lanes)
+    sym, idx, tables = rans_ref.check_inputs(symbols, indexes, tables, lanes)
     if chunk_size < 1:
         raise NctkError("chunk_size must be positive")
     starts = range(0, max(len(sym), 1), chunk_size)
-    return [rans.encode(sym[a : a + chunk_size], idx[a : a + chunk_size], tables, lanes=lanes)
+    return [rans_ref.encode(sym[a : a + chunk_size], idx[a : a + chunk_size], tables, lanes=lanes)
             for a in starts]
 
 
@@ -72,9 +72,9 @@ def decode_chunks(chunks, indexes, tables: Table | Tables, counts, *, lanes: int
     counts = [int(c) for c in counts]
     if len(counts) != len(chunks) or any(c < 0 for c in counts):
         raise NctkError("need one non-negative count per chunk")
-    idx = rans.check_indexes(indexes, sum(counts), tables)
+    idx = rans_ref.check_indexes(indexes, sum(counts), tables)
     out, a = [], 0
     for data, n in zip(chunks, counts, strict=True):
-        out.append(rans.decode(data, idx[a : a + n], tables, n, lanes=lanes))
+        out.append(rans_ref.decode(data, idx[a : a + n], tables, n, lanes=lanes))
         a += n
     return np.concatenate(out) if out else np.empty(0, np.int32)

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
-from entropy.errors import (
+from nctk.entropy.errors import (
     ChecksumError,
     FormatError,
     LimitError,

@@ -1,4 +1,4 @@
-"""CUDA twin of :mod:`entropy.rans` (coder ``rans64``): the same bytes, one GPU thread per chunk.
+"""CUDA twin of :mod:`nctk.entropy.rans_ref` (coder ``rans64``): the same bytes, one GPU thread per chunk.
 
 Same contract and bytes as :mod:`entropy.rans_numba` (``tests/test_cuda_sim.py`` holds the kernels to the
 reference under numba-cuda's simulator; a real-GPU run of that file repeats the checks on the device).
@@ -45,9 +45,9 @@ import numpy as np
 from numba import cuda
 from numba import types as nbt
 
-from entropy.errors import CorruptStreamError, FormatError, NctkError
-from entropy.rans import DEFAULT_LANES, ESCAPE_LENGTH_BITS, MAX_LANES, STATE_LOW
-from entropy.tables import ParametricFamily, Table, Tables
+from nctk.entropy.errors import CorruptStreamError, FormatError, NctkError
+from nctk.entropy.rans_ref import DEFAULT_LANES, ESCAPE_LENGTH_BITS, MAX_LANES, STATE_LOW
+from nctk.entropy.tables import ParametricFamily, Table, Tables
 
 SIMULATOR = bool(getattr(numba.config, "ENABLE_CUDASIM", 0))
 SHARED_TABLE_BYTES = 46 << 10  # decode tables go to shared memory below this (48 KiB per block by default)
@@ -703,7 +703,7 @@ def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int,
 
 
 def encode(symbols, indexes, tables: Table | Tables, *, lanes: int = DEFAULT_LANES) -> bytes:
-    """Same contract and bytes as :func:`entropy.rans.encode`."""
+    """Same contract and bytes as :func:`nctk.entropy.rans_ref.encode`."""
     n = symbols.shape[0] if is_device_array(symbols) else np.size(symbols)
     return encode_chunks(symbols, indexes, tables, chunk_size=max(n, 1), lanes=lanes)[0]
 
@@ -765,7 +765,7 @@ def decode_chunks(chunks: list[bytes | memoryview], indexes, tables: Table | Tab
 
 def decode(data: bytes | memoryview, indexes, tables: Table | Tables, count: int | None = None,
            *, lanes: int = DEFAULT_LANES) -> np.ndarray:
-    """Same contract as :func:`entropy.rans.decode`."""
+    """Same contract as :func:`nctk.entropy.rans_ref.decode`."""
     if count is None:
         if indexes is None or (not is_device_array(indexes) and np.ndim(indexes) == 0):
             raise NctkError("count is required when indexes is a scalar")

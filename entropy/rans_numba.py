@@ -1,4 +1,4 @@
-"""Numba twin of :mod:`entropy.rans`: the same bytes, compiled, parallel over independent chunks.
+"""Numba twin of :mod:`nctk.entropy.rans_ref`: the same bytes, compiled, parallel over independent chunks.
 
 Decode finds the symbol in
 O(1): a lookup of the slot's top ``lut_bits`` bits gives a first candidate, and a short forward scan
@@ -8,11 +8,11 @@ O(1): a lookup of the slot's top ``lut_bits`` bits gives a first candidate, and 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
-from entropy.errors import CorruptStreamError, FormatError, NctkError
-from entropy.rans import DEFAULT_LANES, ESCAPE_LENGTH_BITS, MAX_LANES, STATE_LOW
-from entropy.tables import ParametricFamily, Table, Tables
+from nctk.entropy.errors import CorruptStreamError, FormatError, NctkError
+from nctk.entropy.jit import njit, prange
+from nctk.entropy.rans_ref import DEFAULT_LANES, ESCAPE_LENGTH_BITS, MAX_LANES, STATE_LOW
+from nctk.entropy.tables import ParametricFamily, Table, Tables
 
 _NO_ERROR, _ERR_SHORT, _ERR_END, _ERR_ESCAPE, _ERR_INDEX, _ERR_MEAN = 0, 1, 2, 3, 4, 5
 _ERRORS = {
@@ -339,7 +339,7 @@ def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int,
 
 
 def encode(symbols, indexes, tables: Table | Tables, *, lanes: int = DEFAULT_LANES) -> bytes:
-    """Same contract and bytes as :func:`entropy.rans.encode`."""
+    """Same contract and bytes as :func:`nctk.entropy.rans_ref.encode`."""
     n = np.size(symbols)
     return encode_chunks(symbols, indexes, tables, chunk_size=max(n, 1), lanes=lanes)[0]
 
@@ -551,7 +551,7 @@ def decode_chunks(chunks: list[bytes | memoryview], indexes, tables: Table | Tab
 
 def decode(data: bytes | memoryview, indexes, tables: Table | Tables, count: int | None = None,
            *, lanes: int = DEFAULT_LANES) -> np.ndarray:
-    """Same contract as :func:`entropy.rans.decode`."""
+    """Same contract as :func:`nctk.entropy.rans_ref.decode`."""
     if count is None:
         if indexes is None or np.ndim(indexes) == 0:
             raise NctkError("count is required when indexes is a scalar")

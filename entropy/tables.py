@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from entropy.errors import FormatError, TableError, TruncatedError
+from nctk.entropy.errors import FormatError, TableError, TruncatedError
 
 PRECISION_MIN = 12  # the encoders' float reciprocal is exact from 12 bits up (entropy/rans_numba.py)
 PRECISION_MAX = 16

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "demo"
 
 
-def nctk(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=cwd or ROOT, input=stdin,
+def run_nctk(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nctk.cli", *args], cwd=cwd or ROOT, input=stdin,
                           capture_output=True, timeout=300)
 
 
@@ -41,14 +41,14 @@ def listing(d: Path) -> list[str]:
 
 
 def test_round_trip_default_names(npy: Path, tmp_path: Path):
-    p = nctk("compress", str(npy))
+    p = run_nctk("compress", str(npy))
     assert p.returncode == 0, p.stderr
     assert b"->" in p.stderr and b"tensor-lossless" in p.stderr
     packed = tmp_path / "w.npy.nctk"
     assert packed.exists()
     original = npy.read_bytes()
     npy.unlink()
-    p = nctk("decompress", str(packed))
+    p = run_nctk("decompress", str(packed))
     assert p.returncode == 0, p.stderr
     assert npy.read_bytes() == original  # restored under the stored original name, beside the input
     assert listing(tmp_path) == ["w.npy", "w.npy.nctk"]
@@ -56,18 +56,18 @@ def test_round_trip_default_names(npy: Path, tmp_path: Path):
 
 def test_explicit_output_and_quiet(npy: Path, tmp_path: Path):
     out = tmp_path / "x.bin"
-    assert nctk("compress", str(npy), "-o", str(out), "-q").stderr == b""
+    assert run_nctk("compress", str(npy), "-o", str(out), "-q").stderr == b""
     back = tmp_path / "back.npy"
-    p = nctk("decompress", str(out), "-o", str(back), "--quiet")
+    p = run_nctk("decompress", str(out), "-o", str(back), "--quiet")
     assert p.returncode == 0 and p.stderr == b""
     assert back.read_bytes() == npy.read_bytes()
 
 
 def test_stdin_stdout(npy: Path):
-    p = nctk("compress", "-", stdin=npy.read_bytes())
+    p = run_nctk("compress", "-", stdin=npy.read_bytes())
     assert p.returncode == 0, p.stderr
     assert p.stdout[:5] == b"\x89NCTK"
-    q = nctk("decompress", "-", stdin=p.stdout)
+    q = run_nctk("decompress", "-", stdin=p.stdout)
     assert q.returncode == 0, q.stderr
     assert q.stdout == npy.read_bytes()
 
@@ -75,13 +75,13 @@ def test_stdin_stdout(npy: Path):
 def test_refuses_to_overwrite_without_force(npy: Path, tmp_path: Path):
     target = tmp_path / "w.npy.nctk"
     target.write_bytes(b"precious")
-    err = one_line_error(nctk("compress", str(npy)))
+    err = one_line_error(run_nctk("compress", str(npy)))
     assert "already exists" in err and "--force" in err
     assert target.read_bytes() == b"precious"
-    assert nctk("compress", str(npy), "-f").returncode == 0
+    assert run_nctk("compress", str(npy), "-f").returncode == 0
     assert target.read_bytes()[:5] == b"\x89NCTK"
     # decompressing next to the original also refuses to replace it
-    err = one_line_error(nctk("decompress", str(target)))
+    err = one_line_error(run_nctk("decompress", str(target)))
     assert "already exists" in err
     assert listing(tmp_path) == ["w.npy", "w.npy.nctk"]
 
@@ -89,19 +89,19 @@ def test_refuses_to_overwrite_without_force(npy: Path, tmp_path: Path):
 def test_unsupported_input_lists_supported(tmp_path: Path):
     f = tmp_path / "notes.txt"
     f.write_text("hello")
-    err = one_line_error(nctk("compress", str(f)))
+    err = one_line_error(run_nctk("compress", str(f)))
     assert ".npy" in err and ".safetensors" in err
     assert listing(tmp_path) == ["notes.txt"]
 
 
 @pytest.mark.parametrize("args", [("compress", "missing.npy"), ("decompress", "missing.nctk"), ("info", "nope")])
 def test_missing_input(args, tmp_path: Path):
-    err = one_line_error(nctk(*args, cwd=tmp_path))
+    err = one_line_error(run_nctk(*args, cwd=tmp_path))
     assert "no such file" in err
 
 
 def test_corrupted_truncated_and_foreign_files(npy: Path, tmp_path: Path):
-    assert nctk("compress", str(npy)).returncode == 0
+    assert run_nctk("compress", str(npy)).returncode == 0
     data = (tmp_path / "w.npy.nctk").read_bytes()
     npy.unlink()
     bad = tmp_path / "bad.nctk"
@@ -110,58 +110,58 @@ def test_corrupted_truncated_and_foreign_files(npy: Path, tmp_path: Path):
     for blob, expect in [(bytes(flipped), "checksum"), (data[: len(data) - 7], "truncated"),
                          (b"PK\x03\x04 definitely a zip", "not an .nctk file")]:
         bad.write_bytes(blob)
-        err = one_line_error(nctk("decompress", str(bad), "-o", str(tmp_path / "out.npy")))
+        err = one_line_error(run_nctk("decompress", str(bad), "-o", str(tmp_path / "out.npy")))
         assert expect in err.lower(), err
         assert not (tmp_path / "out.npy").exists()
         assert listing(tmp_path) == ["bad.nctk", "w.npy.nctk"]  # no partial or temporary files
 
 
 def test_usage_errors_exit_2():
-    assert nctk().returncode == 2
-    assert nctk("compress").returncode == 2
-    assert nctk("frobnicate", "x").returncode == 2
-    assert nctk("compress", "x.npy", "--quality", "abc").returncode == 2
+    assert run_nctk().returncode == 2
+    assert run_nctk("compress").returncode == 2
+    assert run_nctk("frobnicate", "x").returncode == 2
+    assert run_nctk("compress", "x.npy", "--quality", "abc").returncode == 2
 
 
 def test_unknown_codec_and_bad_quality(npy: Path):
-    err = one_line_error(nctk("compress", str(npy), "--codec", "nope"))
+    err = one_line_error(run_nctk("compress", str(npy), "--codec", "nope"))
     assert "tensor-lossless" in err
-    err = one_line_error(nctk("compress", str(npy), "--quality", "5"))
+    err = one_line_error(run_nctk("compress", str(npy), "--quality", "5"))
     assert "quality" in err.lower()
 
 
 def test_missing_output_directory(npy: Path, tmp_path: Path):
-    err = one_line_error(nctk("compress", str(npy), "-o", str(tmp_path / "no" / "such" / "x.nctk")))
+    err = one_line_error(run_nctk("compress", str(npy), "-o", str(tmp_path / "no" / "such" / "x.nctk")))
     assert "no such directory" in err
 
 
 def test_refuses_binary_to_terminal_is_not_triggered_by_pipes(npy: Path):
-    p = nctk("compress", str(npy), "-o", "-")
+    p = run_nctk("compress", str(npy), "-o", "-")
     assert p.returncode == 0 and p.stdout[:5] == b"\x89NCTK"
 
 
 def test_info_and_codecs(npy: Path, tmp_path: Path):
-    assert nctk("compress", str(npy)).returncode == 0
-    p = nctk("info", str(tmp_path / "w.npy.nctk"))
+    assert run_nctk("compress", str(npy)).returncode == 0
+    p = run_nctk("info", str(tmp_path / "w.npy.nctk"))
     assert p.returncode == 0 and b"tensor-lossless" in p.stdout
-    meta = json.loads(nctk("info", str(tmp_path / "w.npy.nctk"), "--json").stdout)
+    meta = json.loads(run_nctk("info", str(tmp_path / "w.npy.nctk"), "--json").stdout)
     assert meta["codec"] == "tensor-lossless" and meta["original_name"] == "w.npy"
-    p = nctk("codecs")
+    p = run_nctk("codecs")
     assert p.returncode == 0 and b"tensor-lossless" in p.stdout and b"lossless" in p.stdout
-    rows = json.loads(nctk("codecs", "--json").stdout)
+    rows = json.loads(run_nctk("codecs", "--json").stdout)
     assert any(r["id"] == "tensor-lossless" for r in rows)
 
 
 def test_stored_name_cannot_escape_the_directory(tmp_path: Path):
-    import codec
+    import nctk
 
     buf = io.BytesIO()
     np.save(buf, np.arange(10))
-    blob = codec.compress(buf.getvalue(), name="../escape.npy")
+    blob = nctk.compress(buf.getvalue(), name="../escape.npy")
     (tmp_path / "sub").mkdir()
     src = tmp_path / "sub" / "evil.npy.nctk"
     src.write_bytes(blob)
-    p = nctk("decompress", str(src))
+    p = run_nctk("decompress", str(src))
     assert p.returncode == 0, p.stderr
     assert not (tmp_path / "escape.npy").exists()
     assert (tmp_path / "sub" / "evil.npy").read_bytes() == buf.getvalue()
@@ -187,23 +187,23 @@ def test_demo_runs():
 
 def test_review_regressions(tmp_path: Path):
     """Stored name "-", lone surrogates, long names, output mode (found in review)."""
-    import codec
+    import nctk
 
     buf = io.BytesIO()
     np.save(buf, np.arange(10))
     d = tmp_path / "d"
     d.mkdir()
-    (d / "dash.nctk").write_bytes(codec.compress(buf.getvalue(), name="-"))
-    p = nctk("decompress", "dash.nctk", cwd=d)
+    (d / "dash.nctk").write_bytes(nctk.compress(buf.getvalue(), name="-"))
+    p = run_nctk("decompress", "dash.nctk", cwd=d)
     assert p.returncode == 0 and p.stdout == b"", p.stderr
     assert (d / "dash").read_bytes() == buf.getvalue()
-    (d / "surr.nctk").write_bytes(codec.compress(buf.getvalue(), name="\ud800x.npy"))
-    assert nctk("info", "surr.nctk", cwd=d).returncode == 0
-    p = nctk("decompress", "surr.nctk", cwd=d)
+    (d / "surr.nctk").write_bytes(nctk.compress(buf.getvalue(), name="\ud800x.npy"))
+    assert run_nctk("info", "surr.nctk", cwd=d).returncode == 0
+    p = run_nctk("decompress", "surr.nctk", cwd=d)
     assert p.returncode == 0 and (d / "surr").read_bytes() == buf.getvalue()
     long_name = "w" * 240 + ".npy"
     (d / long_name).write_bytes(buf.getvalue())
-    assert nctk("compress", long_name, cwd=d).returncode == 0
+    assert run_nctk("compress", long_name, cwd=d).returncode == 0
     mode = (d / (long_name + ".nctk")).stat().st_mode & 0o777
     assert mode == 0o666 & ~_umask(), oct(mode)
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.numpy import save as st_save_numpy
 
-import codec
-from codec import registry
-from codec.registry import Encoded, FileItem
-from entropy import container
-from entropy.coder import CODER_ID, CODER_VERSION
-from entropy.errors import CodecError, FormatError, NctkError, NotNctkError, UnsupportedVersionError
+import nctk
+from nctk.codec import registry
+from nctk.codec.registry import Encoded, FileItem
+from nctk.entropy import container
+from nctk.entropy.coder import CODER_ID, CODER_VERSION
+from nctk.entropy.errors import CodecError, FormatError, NctkError, NotNctkError, UnsupportedVersionError
 
 
 def npy_bytes(arr: np.ndarray) -> bytes:
@@ -28,7 +28,7 @@ NPY = npy_bytes(np.arange(1000, dtype=np.int32))
 
 
 def test_codecs_lists_tensor_lossless():
-    entries = {c["id"]: c for c in codec.codecs()}
+    entries = {c["id"]: c for c in nctk.codecs()}
     c = entries["tensor-lossless"]
     assert c["version"] == 1 and c["modality"] == "tensor" and c["lossless"] is True
     assert c["quality_range"] is None
@@ -50,7 +50,7 @@ def test_registry_get_and_protocol():
 
 def test_unknown_codec_name_lists_known():
     with pytest.raises(CodecError) as e:
-        codec.compress(np.zeros(3), codec="zstd")
+        nctk.compress(np.zeros(3), codec="zstd")
     assert "'zstd'" in str(e.value) and "tensor-lossless" in str(e.value)
 
 
@@ -65,17 +65,17 @@ def test_for_input_sniffs_content_before_extension():
     msg = str(e.value)
     assert "no codec handles 'notes.foo'" in msg and ".safetensors" in msg and ".npy" in msg
     with pytest.raises(CodecError, match="supported"):
-        codec.compress(b"plain text")
+        nctk.compress(b"plain text")
 
 
 def test_sniffing_without_extension(tmp_path):
     path = tmp_path / "weights_without_extension"
     path.write_bytes(SAFETENSORS)
-    blob = codec.compress(path)
-    assert codec.decompress_file(blob) == ("weights_without_extension", SAFETENSORS)
-    blob = codec.compress(NPY)
-    assert codec.decompress_file(blob) == (None, NPY)
-    assert codec.info(blob)["format"] == "npy"
+    blob = nctk.compress(path)
+    assert nctk.decompress_file(blob) == ("weights_without_extension", SAFETENSORS)
+    blob = nctk.compress(NPY)
+    assert nctk.decompress_file(blob) == (None, NPY)
+    assert nctk.info(blob)["format"] == "npy"
 
 
 def test_compress_path_records_basename(tmp_path):
@@ -83,65 +83,65 @@ def test_compress_path_records_basename(tmp_path):
     path.parent.mkdir()
     path.write_bytes(SAFETENSORS)
     for arg in (path, str(path)):
-        blob = codec.compress(arg)
-        assert codec.decompress(blob) == SAFETENSORS
-        assert codec.decompress_file(blob) == ("model.safetensors", SAFETENSORS)
-    assert codec.decompress_file(codec.compress(path, name="renamed.safetensors"))[0] == "renamed.safetensors"
+        blob = nctk.compress(arg)
+        assert nctk.decompress(blob) == SAFETENSORS
+        assert nctk.decompress_file(blob) == ("model.safetensors", SAFETENSORS)
+    assert nctk.decompress_file(nctk.compress(path, name="renamed.safetensors"))[0] == "renamed.safetensors"
     with pytest.raises(OSError):
-        codec.compress(tmp_path / "missing.npy")
+        nctk.compress(tmp_path / "missing.npy")
 
 
 def test_bytes_with_name_and_forced_codec():
-    blob = codec.compress(bytearray(NPY), name="a.npy", codec="tensor-lossless")
-    assert codec.decompress_file(blob) == ("a.npy", NPY)
+    blob = nctk.compress(bytearray(NPY), name="a.npy", codec="tensor-lossless")
+    assert nctk.decompress_file(blob) == ("a.npy", NPY)
 
 
 def test_header_has_the_common_keys():
-    header, _ = container.read_header(codec.compress(SAFETENSORS, name="m.safetensors"))
+    header, _ = container.read_header(nctk.compress(SAFETENSORS, name="m.safetensors"))
     assert header["codec"] == "tensor-lossless" and header["codec_version"] == 1
     assert header["coder"]["id"] == CODER_ID and header["coder"]["version"] == CODER_VERSION
     assert header["coder"]["lanes"] >= 1 and header["coder"]["chunk_size"] >= 1
     assert header["original_name"] == "m.safetensors" and header["kind"] == "file"
-    assert codec.info(codec.compress(np.zeros(3)))["kind"] == "array"
-    assert codec.info(codec.compress(torch.zeros(3)))["kind"] == "tensor"
+    assert nctk.info(nctk.compress(np.zeros(3)))["kind"] == "array"
+    assert nctk.info(nctk.compress(torch.zeros(3)))["kind"] == "tensor"
 
 
 def test_arrays_and_tensors_come_back_as_their_type():
     a = np.arange(6, dtype=np.uint16).reshape(2, 3)
-    out = codec.decompress(codec.compress(a))
+    out = nctk.decompress(nctk.compress(a))
     assert type(out) is np.ndarray and out.dtype == a.dtype and np.array_equal(out, a)
     out.fill(0)  # writable
-    scalar = codec.decompress(codec.compress(np.float32(1.5)))
+    scalar = nctk.decompress(nctk.compress(np.float32(1.5)))
     assert scalar.shape == () and scalar.dtype == np.float32 and scalar == 1.5
     t = torch.arange(6, dtype=torch.bfloat16).reshape(3, 2)
-    out = codec.decompress(codec.compress(t))
+    out = nctk.decompress(nctk.compress(t))
     assert isinstance(out, torch.Tensor) and out.dtype == torch.bfloat16 and torch.equal(out, t)
 
 
 def test_decompress_file_refuses_arrays():
     with pytest.raises(CodecError, match="decompress"):
-        codec.decompress_file(codec.compress(np.zeros(4)))
+        nctk.decompress_file(nctk.compress(np.zeros(4)))
 
 
 def test_bad_arguments():
     with pytest.raises(CodecError, match="cannot compress"):
-        codec.compress(12345)
+        nctk.compress(12345)
     with pytest.raises(CodecError, match="quality"):
-        codec.compress(np.zeros(4), quality=0.5)
+        nctk.compress(np.zeros(4), quality=0.5)
     with pytest.raises(CodecError, match="name"):
-        codec.compress(np.zeros(4), name="x.npy")
+        nctk.compress(np.zeros(4), name="x.npy")
     with pytest.raises(CodecError):
-        codec.decompress("not bytes")
+        nctk.decompress("not bytes")
     with pytest.raises(NotNctkError):
-        codec.decompress(b"definitely not an nctk file")
+        nctk.decompress(b"definitely not an nctk file")
     with pytest.raises(NctkError):
-        codec.info(b"")
+        nctk.info(b"")
 
 
 def test_info_reports_sizes():
     w = np.random.default_rng(0).normal(0, 0.02, 100_000).astype(np.float32)
-    blob = codec.compress(w)
-    info = codec.info(blob)
+    blob = nctk.compress(w)
+    info = nctk.info(blob)
     assert info["file_size"] == len(blob)
     assert info["original_size"] == w.nbytes
     assert info["ratio"] == pytest.approx(w.nbytes / len(blob))
@@ -158,18 +158,18 @@ def _with_header(blob: bytes, **changes) -> bytes:
 
 
 def test_unknown_codec_or_newer_version_in_file():
-    blob = codec.compress(np.arange(10))
+    blob = nctk.compress(np.arange(10))
     with pytest.raises(UnsupportedVersionError, match="'future-codec'"):
-        codec.decompress(_with_header(blob, codec="future-codec"))
+        nctk.decompress(_with_header(blob, codec="future-codec"))
     with pytest.raises(UnsupportedVersionError, match="version 2"):
-        codec.decompress(_with_header(blob, codec_version=2))
+        nctk.decompress(_with_header(blob, codec_version=2))
     with pytest.raises(UnsupportedVersionError, match="coder"):
-        codec.decompress(_with_header(blob, coder={"id": "tans", "version": 1, "lanes": 8, "chunk_size": 4}))
+        nctk.decompress(_with_header(blob, coder={"id": "tans", "version": 1, "lanes": 8, "chunk_size": 4}))
     with pytest.raises(UnsupportedVersionError):
-        codec.decompress(_with_header(blob, coder={"id": CODER_ID, "version": CODER_VERSION + 1,
+        nctk.decompress(_with_header(blob, coder={"id": CODER_ID, "version": CODER_VERSION + 1,
                                                    "lanes": 8, "chunk_size": 4}))
     with pytest.raises(FormatError, match="kind"):
-        codec.decompress(_with_header(blob, kind="video"))
+        nctk.decompress(_with_header(blob, kind="video"))
 
 
 def test_codec_encode_decode_without_container():
@@ -188,7 +188,7 @@ def test_codec_encode_decode_without_container():
 def test_structured_array_with_overlapping_fields_is_a_codec_error():
     dt = np.dtype({"names": ["a", "b"], "formats": ["<i4", "<i4"], "offsets": [0, 2], "itemsize": 8})
     with pytest.raises(CodecError, match="overlap"):
-        codec.compress(np.zeros(4, dt))
+        nctk.compress(np.zeros(4, dt))
 
 
 def test_packed_structured_array_round_trips():
@@ -196,5 +196,5 @@ def test_packed_structured_array_round_trips():
     x = np.zeros(5, dt)
     x["a"] = np.arange(5)
     x["b"] = np.linspace(0, 1, 5)
-    y = codec.decompress(codec.compress(x))
+    y = nctk.decompress(nctk.compress(x))
     assert y.dtype == dt and y.tobytes() == x.tobytes()

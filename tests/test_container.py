@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from entropy import container as ct
-from entropy.container import (
+from nctk.entropy import container as ct
+from nctk.entropy.container import (
     FORMAT_VERSION,
     MAGIC,
     MAX_CHUNKS,
@@ -34,7 +34,7 @@ from entropy.container import (
     read_header,
     write,
 )
-from entropy.errors import (
+from nctk.entropy.errors import (
     ChecksumError,
     FormatError,
     LimitError,

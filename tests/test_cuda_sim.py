@@ -85,7 +85,7 @@ def test_reciprocal_division_is_exact():
     """The encoder's ``x div f``: ``mulhi64(x, m) >> s`` plus one correction equals ``x // f`` for every
     frequency and the extreme states (x < f * 2**(63 - n) after renormalisation), and the correction is
     only ever taken for f = 1."""
-    rans_cuda = pytest.importorskip("entropy.rans_cuda")
+    rans_cuda = pytest.importorskip("nctk.entropy.rans_cuda")
     rng = np.random.default_rng(7)
     for f in range(1, 65537):
         m, s = rans_cuda.reciprocal(f)
@@ -105,10 +105,10 @@ def test_reciprocal_division_is_exact():
 
 def test_cuda_backend_unavailable_is_a_clear_error():
     pytest.importorskip("numba.cuda")
-    from entropy import coder
-    from entropy.errors import NctkError
-    from entropy.rans_cuda import available
-    from entropy.tables import uniform
+    from nctk.entropy import coder
+    from nctk.entropy.errors import NctkError
+    from nctk.entropy.rans_cuda import available
+    from nctk.entropy.tables import uniform
 
     if available()[0]:
         pytest.skip("a CUDA device is present (the checks above cover it)")
@@ -123,7 +123,7 @@ def test_cuda_backend_unavailable_is_a_clear_error():
 # ------------------------------------------------------------------------------------------------------
 
 def _table_sets():
-    from entropy.tables import Tables, from_counts, uniform
+    from nctk.entropy.tables import Tables, from_counts, uniform
 
     a = Tables([
         from_counts(np.array([5, 1, 3, 7, 2]), offset=-2, precision=16, escape_count=1.0),
@@ -160,7 +160,7 @@ def _counts(n, chunk):
 def check_rans_bytes():
     from numba import cuda
 
-    from entropy import coder, rans, rans_cuda, rans_numba
+    from nctk.entropy import coder, rans_cuda, rans_numba, rans_ref
 
     rng = np.random.default_rng(1)
     for tables in _table_sets():
@@ -172,7 +172,7 @@ def check_rans_bytes():
             if chunk >= 128:  # the pure-Python reference defines the bytes
                 assert got == coder.encode_chunks(sym, idx, tables, chunk_size=chunk, lanes=lanes,
                                                   backend="reference")
-        assert rans_cuda.encode(sym, idx, tables, lanes=4) == rans.encode(sym, idx, tables, lanes=4)
+        assert rans_cuda.encode(sym, idx, tables, lanes=4) == rans_ref.encode(sym, idx, tables, lanes=4)
         # device inputs and narrower dtypes
         d = rans_cuda.encode_chunks(cuda.to_device(sym.astype(np.int32)), cuda.to_device(idx.astype(np.uint8)),
                                     tables, chunk_size=64, lanes=4)
@@ -199,7 +199,7 @@ def check_rans_bytes():
     assert rans_cuda.encode_chunks(big, 3, a, chunk_size=150, lanes=2) == \
         rans_numba.encode_chunks(big, 3, a, chunk_size=150, lanes=2)
     # the format document's example
-    from entropy.tables import Tables
+    from nctk.entropy.tables import Tables
 
     t = Tables.from_bytes(bytes.fromhex("4e54424c010c010000000000000002000000ff17800801"))
     assert rans_cuda.encode([0, 1, 0, 5], None, t, lanes=2).hex() == "d026b4e300000000feff200000002000"
@@ -208,7 +208,7 @@ def check_rans_bytes():
 def check_rans_decode():
     from numba import cuda
 
-    from entropy import rans, rans_cuda, rans_numba
+    from nctk.entropy import rans_cuda, rans_numba, rans_ref
 
     rng = np.random.default_rng(2)
     default_budget = rans_cuda.SHARED_TABLE_BYTES
@@ -229,10 +229,10 @@ def check_rans_decode():
             if lanes == 2:
                 for c, a in zip(gpu, range(0, len(sym), chunk), strict=True):
                     np.testing.assert_array_equal(
-                        rans.decode(c, idx[a:a + chunk], tables, lanes=lanes), sym[a:a + chunk])
+                        rans_ref.decode(c, idx[a:a + chunk], tables, lanes=lanes), sym[a:a + chunk])
         dev = rans_cuda.decode_chunks_device(cpu, cuda.to_device(idx), tables, counts, lanes=lanes)
         np.testing.assert_array_equal(dev.copy_to_host(), sym)
-        np.testing.assert_array_equal(rans_cuda.decode(rans.encode(sym, idx, tables, lanes=3), idx, tables,
+        np.testing.assert_array_equal(rans_cuda.decode(rans_ref.encode(sym, idx, tables, lanes=3), idx, tables,
                                                        lanes=3), sym)
     a, b = _table_sets()
     s = rng.integers(-25, 25, 120)
@@ -253,8 +253,8 @@ def _outcome(fn):
 def check_rans_errors():
     from numba import cuda
 
-    from entropy import rans_cuda, rans_numba
-    from entropy.errors import CorruptStreamError, FormatError, NctkError
+    from nctk.entropy import rans_cuda, rans_numba
+    from nctk.entropy.errors import CorruptStreamError, FormatError, NctkError
 
     rng = np.random.default_rng(3)
     a, b = _table_sets()
@@ -324,9 +324,9 @@ def check_rans_errors():
 def check_family():
     from numba import cuda
 
-    from entropy import rans_cuda, rans_numba
-    from entropy.errors import NctkError
-    from entropy.tables import ParametricFamily
+    from nctk.entropy import rans_cuda, rans_numba
+    from nctk.entropy.errors import NctkError
+    from nctk.entropy.tables import ParametricFamily
 
     rng = np.random.default_rng(4)
     fam = ParametricFamily("gaussian", scale_min=0.2, scale_max=30.0, n_scales=6, n_frac=4, precision=14)
@@ -393,9 +393,9 @@ def _rvq_case(rng, N=50, D=8, K=16, S=3):
 def check_rvq():
     from numba import cuda
 
-    from codec.kernels import rvq_cuda
-    from codec.kernels.rvq_ref import decode_reference, encode_reference
-    from entropy.errors import NctkError
+    from nctk.codec.kernels import rvq_cuda
+    from nctk.codec.kernels.rvq_ref import decode_reference, encode_reference
+    from nctk.entropy.errors import NctkError
 
     rng = np.random.default_rng(5)
     x, cb = _rvq_case(rng)
@@ -453,10 +453,10 @@ def check_real_gpu_extra():
     """Larger inputs and torch CUDA tensors (real device only)."""
     import torch
 
-    from codec.kernels import rvq_cuda
-    from codec.kernels.rvq_ref import decode_reference, encode_reference
-    from entropy import rans_cuda, rans_numba
-    from entropy.tables import ParametricFamily
+    from nctk.codec.kernels import rvq_cuda
+    from nctk.codec.kernels.rvq_ref import decode_reference, encode_reference
+    from nctk.entropy import rans_cuda, rans_numba
+    from nctk.entropy.tables import ParametricFamily
 
     rng = np.random.default_rng(6)
     for tables in _table_sets():
@@ -499,8 +499,8 @@ def check_ptx():
     from numba import cuda
     from numba import types as T
 
-    from codec.kernels import rvq_cuda
-    from entropy import rans_cuda
+    from nctk.codec.kernels import rvq_cuda
+    from nctk.entropy import rans_cuda
 
     def arr(dt):
         return T.Array(dt, 1, "C")

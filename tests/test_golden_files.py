@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import codec
+import nctk
 
 GOLDEN = Path(__file__).with_name("golden")
 
@@ -50,20 +50,20 @@ CASES = {
 def test_golden_file_bytes_and_decoding(name):
     original = CASES[name]()
     golden = (GOLDEN / f"{name}.nctk").read_bytes()
-    assert codec.decompress_file(golden) == (name, original)
-    assert codec.compress(original, name=name) == golden, "encoder output changed: see module docstring"
+    assert nctk.decompress_file(golden) == (name, original)
+    assert nctk.compress(original, name=name) == golden, "encoder output changed: see module docstring"
 
 
 def test_golden_array_mode():
     arr = np.arange(-500, 500, dtype=np.int16).reshape(10, 100)
     golden = (GOLDEN / "int16_array.nctk").read_bytes()
-    out = codec.decompress(golden)
+    out = nctk.decompress(golden)
     assert out.dtype == arr.dtype and np.array_equal(out, arr)
-    assert codec.compress(arr) == golden
+    assert nctk.compress(arr) == golden
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
     for name, make in CASES.items():
-        (GOLDEN / f"{name}.nctk").write_bytes(codec.compress(make(), name=name))
-    (GOLDEN / "int16_array.nctk").write_bytes(codec.compress(np.arange(-500, 500, dtype=np.int16).reshape(10, 100)))
+        (GOLDEN / f"{name}.nctk").write_bytes(nctk.compress(make(), name=name))
+    (GOLDEN / "int16_array.nctk").write_bytes(nctk.compress(np.arange(-500, 500, dtype=np.int16).reshape(10, 100)))
     print("wrote", sorted(p.name for p in GOLDEN.iterdir()))

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entropy import coder, rans, rans_numba
-from entropy.errors import CorruptStreamError, FormatError, NctkError
-from entropy.tables import ParametricFamily, Table, Tables, from_counts, quantize_pmf, uniform
+from nctk.entropy import coder, rans_numba, rans_ref
+from nctk.entropy.errors import CorruptStreamError, FormatError, NctkError
+from nctk.entropy.tables import ParametricFamily, Table, Tables, from_counts, quantize_pmf, uniform
 
 
 @st.composite
@@ -51,9 +51,9 @@ def coding_cases(draw):
 @given(coding_cases())
 def test_reference_round_trip_and_numba_bytes_identical(case):
     sym, idx, tables, lanes = case
-    ref = rans.encode(sym, idx, tables, lanes=lanes)
+    ref = rans_ref.encode(sym, idx, tables, lanes=lanes)
     assert rans_numba.encode(sym, idx, tables, lanes=lanes) == ref
-    np.testing.assert_array_equal(rans.decode(ref, idx, tables, lanes=lanes), sym)
+    np.testing.assert_array_equal(rans_ref.decode(ref, idx, tables, lanes=lanes), sym)
     np.testing.assert_array_equal(rans_numba.decode(ref, idx, tables, lanes=lanes), sym)
 
 
@@ -87,10 +87,10 @@ GOLDEN_HEX = (
 def test_golden_stream_bytes():
     """The exact bytes of a small stream with escapes: any format change must update this on purpose."""
     sym, idx, tables = _golden_case()
-    data = rans.encode(sym, idx, tables, lanes=4)
+    data = rans_ref.encode(sym, idx, tables, lanes=4)
     assert data.hex() == GOLDEN_HEX
     assert rans_numba.encode(sym, idx, tables, lanes=4).hex() == GOLDEN_HEX
-    np.testing.assert_array_equal(rans.decode(bytes.fromhex(GOLDEN_HEX), idx, tables, lanes=4), sym)
+    np.testing.assert_array_equal(rans_ref.decode(bytes.fromhex(GOLDEN_HEX), idx, tables, lanes=4), sym)
 
 
 def test_golden_large_stream_digest():
@@ -102,7 +102,7 @@ def test_golden_large_stream_digest():
     assert hashlib.sha256(data).hexdigest() == (
         "68d5706843d883ca0d997f47fdc49397d67a030d9079bb8a3c49745e10225add"
     )
-    assert rans.encode(sym, 0, table, lanes=8) == data
+    assert rans_ref.encode(sym, 0, table, lanes=8) == data
 
 
 def test_size_close_to_cross_entropy():
@@ -120,7 +120,7 @@ def test_truncated_or_corrupted_streams_raise_clean_errors():
     rng = np.random.default_rng(5)
     table = from_counts(rng.integers(1, 50, 40), precision=14)
     sym = rng.integers(-5, 45, 3000)
-    data = rans.encode(sym, 0, table, lanes=4)
+    data = rans_ref.encode(sym, 0, table, lanes=4)
     for cut in (0, 7, 8 * 4, len(data) - 4, len(data) - 1):
         with pytest.raises(FormatError):
             rans_numba.decode(data[:cut], 0, table, len(sym), lanes=4)
@@ -136,17 +136,17 @@ def test_truncated_or_corrupted_streams_raise_clean_errors():
         assert not np.array_equal(out, sym)  # undetected flips at least change the output
     assert flips > 0
     with pytest.raises(CorruptStreamError):
-        rans.decode(data[:-4], 0, table, len(sym), lanes=4)
+        rans_ref.decode(data[:-4], 0, table, len(sym), lanes=4)
 
 
 def test_argument_errors():
     t = uniform(4)
     with pytest.raises(NctkError):
-        rans.encode([1.5], 0, t)
+        rans_ref.encode([1.5], 0, t)
     with pytest.raises(NctkError):
         rans_numba.encode([1, 2], [0, 1], t)
     with pytest.raises(NctkError):
-        rans.encode([1], 0, t, lanes=0)
+        rans_ref.encode([1], 0, t, lanes=0)
     with pytest.raises(NctkError):
         rans_numba.decode(b"", 0, t)
     with pytest.raises(NctkError):
@@ -155,7 +155,7 @@ def test_argument_errors():
 
 def test_empty_input():
     t = uniform(4)
-    data = rans.encode([], 0, t, lanes=3)
+    data = rans_ref.encode([], 0, t, lanes=3)
     assert data == rans_numba.encode(np.empty(0, np.int64), 0, t, lanes=3)
     assert len(rans_numba.decode(data, 0, t, 0, lanes=3)) == 0
 
@@ -220,7 +220,7 @@ def test_format_doc_example():
     """The worked example in docs/FORMAT.md ("rANS streams")."""
     tables = Tables([from_counts(np.array([3, 1]), offset=0, precision=12)])
     assert tables.to_bytes().hex() == "4e54424c010c010000000000000002000000ff17800801"
-    data = rans.encode([0, 1, 0, 5], 0, tables, lanes=2)
+    data = rans_ref.encode([0, 1, 0, 5], 0, tables, lanes=2)
     assert data.hex() == "d026b4e300000000" + "feff200000002000"
     states = np.frombuffer(data, "<u8")
     # Lane 1 (symbols 1 and 3) in encode order: 5 escapes (u = 6, k = 3): raw 2 bits = 2, raw 6 bits = 3,
@@ -241,7 +241,7 @@ def test_single_table_many_escapes_and_tails(lanes):
     for n in (0, 1, 2, 3, 4, 5, 7, 8, 9, 63, 64, 65, 1001):
         sym = rng.integers(-12, 22, n)
         sym[rng.random(n) < 0.3] = rng.integers(-(2**31), 2**31 - 1)
-        ref = rans.encode(sym, 0, table, lanes=lanes)
+        ref = rans_ref.encode(sym, 0, table, lanes=lanes)
         assert rans_numba.encode(sym, 0, table, lanes=lanes) == ref
         chunks = rans_numba.encode_chunks(sym, None, table, chunk_size=50, lanes=lanes)
         counts = [len(sym[a : a + 50]) for a in range(0, max(n, 1), 50)]
@@ -253,8 +253,8 @@ def test_review_regressions():
     t = Tables([uniform(10, precision=12), uniform(5, precision=12)])
     big = np.array([0, 1, 0, 1, 0, 10**9])
     idx, sym = big[:5], np.array([1, 2, 3, 4, 0])
-    s0 = rans.encode(sym, idx, t, lanes=2)
-    s1 = rans.encode(sym[:0], idx[:0], t, lanes=2)
+    s0 = rans_ref.encode(sym, idx, t, lanes=2)
+    s1 = rans_ref.encode(sym[:0], idx[:0], t, lanes=2)
     for backend in coder.BACKENDS:
         np.testing.assert_array_equal(coder.decode_chunks([s0, s1], idx, t, [5, 0], lanes=2, backend=backend), sym)
     fam = ParametricFamily(n_scales=8, n_frac=2, scale_max=16.0)
@@ -262,18 +262,18 @@ def test_review_regressions():
     chunks = rans_numba.encode_family(np.zeros(0, np.int64), e, e, fam, chunk_size=16)
     assert len(rans_numba.decode_family(chunks, e, e, fam, [0])) == 0
     u = np.array([2**64 - 1, 3], np.uint64)
-    for enc in (rans.encode, rans_numba.encode):
+    for enc in (rans_ref.encode, rans_numba.encode):
         with pytest.raises(NctkError):
             enc(u, None, uniform(10, precision=12), lanes=1)
     with pytest.raises(NctkError):
-        rans.encode([1, 2], np.array([0.0, 0.0]), t)
+        rans_ref.encode([1, 2], np.array([0.0, 0.0]), t)
     neg_nan = (np.array([np.nan]).view(np.int64) | np.int64(-(2**63))).view(np.float64)
     mu, k = np.zeros(1), np.zeros(1, np.int64)
     ix, base = fam.index(mu, neg_nan)
-    assert rans.encode(k - base, ix, fam.tables) == rans_numba.encode_family(k, mu, neg_nan, fam, chunk_size=8)[0]
+    assert rans_ref.encode(k - base, ix, fam.tables) == rans_numba.encode_family(k, mu, neg_nan, fam, chunk_size=8)[0]
     tab = from_counts(np.array([1.0, 1.0]), precision=12)  # 2048 / 2048
     bad = (2**63).to_bytes(8, "little")
-    for dec in (rans.decode, rans_numba.decode):
+    for dec in (rans_ref.decode, rans_numba.decode):
         with pytest.raises(CorruptStreamError):
             dec(bad, 0, tab, 1, lanes=1)
 

@@ -7,22 +7,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec.kernels import rvq, rvq_ref
-from entropy.errors import NctkError
+from nctk.codec.kernels import rvq_numba, rvq_ref
+from nctk.entropy.errors import NctkError
 
 
 @pytest.fixture(autouse=True, params=["tiles", "sgemm"])
 def path(request, monkeypatch):
     """Every test runs on both encoder paths: the tile kernel (D <= SMALL_D) and the sgemm one."""
-    monkeypatch.setattr(rvq, "SMALL_D", 10**6 if request.param == "tiles" else 0)
+    monkeypatch.setattr(rvq_numba, "SMALL_D", 10**6 if request.param == "tiles" else 0)
     return request.param
 
 
 def _check(x, cb, n_stages=None):
     ref = rvq_ref.encode_reference(x, cb, n_stages)
-    fast = rvq.encode(x, cb, n_stages)
+    fast = rvq_numba.encode(x, cb, n_stages)
     np.testing.assert_array_equal(fast, ref)
-    assert np.array_equal(rvq.decode(fast, cb), rvq_ref.decode_reference(ref, cb))
+    assert np.array_equal(rvq_numba.decode(fast, cb), rvq_ref.decode_reference(ref, cb))
     return ref
 
 
@@ -77,14 +77,14 @@ def test_property_codes_equal_reference(n, dim, k, stages, seed, scale):
 
 def test_errors():
     with pytest.raises(NctkError):
-        rvq.encode(np.zeros((3, 4)), np.zeros((2, 5, 3)))
+        rvq_numba.encode(np.zeros((3, 4)), np.zeros((2, 5, 3)))
     with pytest.raises(NctkError):
-        rvq.encode(np.full((3, 4), np.nan), np.zeros((2, 5, 4)))
+        rvq_numba.encode(np.full((3, 4), np.nan), np.zeros((2, 5, 4)))
     with pytest.raises(NctkError):
-        rvq.encode(np.zeros((3, 4)), np.zeros((2, 5, 4)), n_stages=3)
+        rvq_numba.encode(np.zeros((3, 4)), np.zeros((2, 5, 4)), n_stages=3)
     with pytest.raises(NctkError):
-        rvq.decode(np.full((3, 2), 5), np.zeros((2, 5, 4)))
-    assert rvq.encode(np.zeros((0, 4)), np.ones((2, 5, 4))).shape == (0, 2)
+        rvq_numba.decode(np.full((3, 2), 5), np.zeros((2, 5, 4)))
+    assert rvq_numba.encode(np.zeros((0, 4)), np.ones((2, 5, 4))).shape == (0, 2)
 
 
 def test_extreme_magnitudes_and_subnormals():
@@ -108,7 +108,7 @@ def test_extreme_magnitudes_and_subnormals():
         _check((rng.normal(size=(40, 64)) * scale).astype(np.float32),
                (rng.normal(size=(2, 8, 64)) * scale).astype(np.float32))
     with pytest.raises(NctkError):
-        rvq.encode(np.zeros((3, 0), np.float32), np.zeros((1, 2, 0), np.float32))
+        rvq_numba.encode(np.zeros((3, 0), np.float32), np.zeros((1, 2, 0), np.float32))
 
 
 def test_ties_inside_and_across_tiles():
@@ -138,7 +138,7 @@ def test_codebook_sizes_around_the_tile(path):
 def test_huge_codebooks_take_the_sgemm_path(monkeypatch):
     """Tile-lane positions are packed into 16 bits: codebooks over 2**17 entries go to the sgemm path."""
     calls = []
-    monkeypatch.setattr(rvq, "_encode_small", lambda *a: calls.append(a))
+    monkeypatch.setattr(rvq_numba, "_encode_small", lambda *a: calls.append(a))
     rng = np.random.default_rng(2)
     cb = rng.normal(size=(1, 2**17 + 16, 2)).astype(np.float32)
     _check(rng.normal(size=(5, 2)).astype(np.float32), cb)
@@ -161,13 +161,13 @@ def test_tile_kernel_rarely_takes_the_slow_path():
     n, dim, k, stages = 4096, 8, 256, 4
     x = rng.normal(size=(n, dim)).astype(np.float32)
     cb = (rng.normal(size=(stages, k, dim)) * 0.5 ** np.arange(stages)[:, None, None]).astype(np.float32)
-    coef = 2.0 * rvq._gamma(dim + 3) + 16.0 * rvq.U32
+    coef = 2.0 * rvq_numba._gamma(dim + 3) + 16.0 * rvq_numba.U32
 
     def slow_path_count(x, cb):
-        cn, cmax = rvq._stage_tables(cb)
-        cbb, cnp = rvq._small_tables(cb, cn)
+        cn, cmax = rvq_numba._stage_tables(cb)
+        cbb, cnp = rvq_numba._small_tables(cb, cn)
         codes = np.empty((len(x), len(cb)), np.int32)
-        settled = rvq._encode_small(x, cb, cbb, cnp, cmax, coef, len(cb), codes)
+        settled = rvq_numba._encode_small(x, cb, cbb, cnp, cmax, coef, len(cb), codes)
         np.testing.assert_array_equal(codes, rvq_ref.encode_reference(x, cb))
         return settled
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from codec.kernels.simd import (
+from nctk.codec.kernels.simd import (
     fmuladd8,
     hmin8,
     hsum8,
@@ -81,11 +81,11 @@ def test_store_into_a_row_of_a_2d_array():
 
 
 def test_rvq_kernel_cache_names_this_simd_source():
-    """rvq._encode_small is cached on disk keyed on rvq.py alone; rvq.SIMD_SHA256 ties it to simd.py's
+    """rvq_numba._encode_small is cached on disk keyed on rvq_numba.py alone; rvq_numba.SIMD_SHA256 ties it to simd.py's
     bytes. After editing simd.py, put the new sha256 there (that edit also invalidates the cache)."""
     import hashlib
     from pathlib import Path
 
-    from codec.kernels import rvq, simd
+    from nctk.codec.kernels import rvq_numba, simd
 
-    assert hashlib.sha256(Path(simd.__file__).read_bytes()).hexdigest() == rvq.SIMD_SHA256
+    assert hashlib.sha256(Path(simd.__file__).read_bytes()).hexdigest() == rvq_numba.SIMD_SHA256

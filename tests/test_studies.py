@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "studies"))
 
 image_study = pytest.importorskip("image_study")
 audio_study = pytest.importorskip("audio_study")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from entropy.errors import FormatError, TableError
-from entropy.tables import ParametricFamily, Tables, factorized_prior, from_counts, quantize_pmf
+from nctk.entropy.errors import FormatError, TableError
+from nctk.entropy.tables import ParametricFamily, Tables, factorized_prior, from_counts, quantize_pmf
 
 
 @settings(max_examples=200, deadline=None)

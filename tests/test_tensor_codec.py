@@ -15,13 +15,13 @@ from hypothesis.extra import numpy as hnp
 from safetensors.numpy import save as st_save_numpy
 from safetensors.torch import save as st_save_torch
 
-import codec
-from codec.registry import Encoded, FileItem
-from codec.tensor import fields as F
-from codec.tensor import formats
-from codec.tensor.lossless import CODER_BATCH_CHUNKS, TensorLossless
-from entropy import container
-from entropy.errors import CodecError, CorruptStreamError, FormatError
+import nctk
+from nctk.codec.registry import Encoded, FileItem
+from nctk.codec.tensor import fields as F
+from nctk.codec.tensor import formats
+from nctk.codec.tensor.lossless import CODER_BATCH_CHUNKS, TensorLossless
+from nctk.entropy import container
+from nctk.entropy.errors import CodecError, CorruptStreamError, FormatError
 
 # ------------------------------------------------------------------------------------------ helpers
 
@@ -52,8 +52,8 @@ def same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def roundtrip_file(data: bytes, name: str | None = None) -> bytes:
-    blob = codec.compress(data, name=name)
-    out = codec.decompress(blob)
+    blob = nctk.compress(data, name=name)
+    out = nctk.decompress(blob)
     assert out == data
     return blob
 
@@ -119,7 +119,7 @@ def test_safetensors_numpy_all_dtypes_metadata_and_empty():
     tensors["scalar"] = np.array(2.5, np.float64)
     data = st_save_numpy(tensors, metadata={"format": "np", "note": "héllo"})
     blob = roundtrip_file(data, "weights.safetensors")
-    assert codec.decompress_file(blob) == ("weights.safetensors", data)
+    assert nctk.decompress_file(blob) == ("weights.safetensors", data)
 
 
 def test_safetensors_torch_bf16_and_many_tensors():
@@ -134,7 +134,7 @@ def test_safetensors_torch_bf16_and_many_tensors():
     data = st_save_torch(tensors, metadata={"framework": "pt"})
     blob = roundtrip_file(data)
     assert len(blob) < len(data) / 1.3  # bf16 at std 0.02: exponents are cheap
-    assert codec.info(blob)["format"] == "safetensors"
+    assert nctk.info(blob)["format"] == "safetensors"
 
 
 def test_safetensors_unusual_layouts_stay_exact():
@@ -156,9 +156,9 @@ def test_safetensors_unusual_layouts_stay_exact():
 
 def test_safetensors_bad_header_is_a_codec_error():
     with pytest.raises(CodecError, match="safetensors"):
-        codec.compress(struct.pack("<Q", 5) + b"{nope", name="x.safetensors")
+        nctk.compress(struct.pack("<Q", 5) + b"{nope", name="x.safetensors")
     with pytest.raises(CodecError, match="safetensors"):
-        codec.compress(struct.pack("<Q", 10**6) + b"{}", name="x.safetensors")
+        nctk.compress(struct.pack("<Q", 10**6) + b"{}", name="x.safetensors")
 
 
 # ---------------------------------------------------------------------------------------------- npy
@@ -206,14 +206,14 @@ def test_npy_truncated_or_with_trailing_bytes_stays_exact():
 def test_npy_object_dtype_refused():
     data = npy_bytes(np.array([1, "two", None], dtype=object))
     with pytest.raises(CodecError, match="object"):
-        codec.compress(data, name="objects.npy")
+        nctk.compress(data, name="objects.npy")
     with pytest.raises(CodecError, match="object"):
-        codec.compress(np.array([{}, []], dtype=object))
+        nctk.compress(np.array([{}, []], dtype=object))
 
 
 def test_npy_garbage_header_is_a_codec_error():
     with pytest.raises(CodecError, match="npy"):
-        codec.compress(b"\x93NUMPY\x01\x00\x10\x00{'descr': __import__}", name="x.npy")
+        nctk.compress(b"\x93NUMPY\x01\x00\x10\x00{'descr': __import__}", name="x.npy")
 
 
 # ---------------------------------------------------------------------------------- arrays (hypothesis)
@@ -263,7 +263,7 @@ def via_container(c: TensorLossless, item):
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(arr=bit_arrays())
 def test_arrays_roundtrip_bit_exact(arr):
-    assert same_array(arr, codec.decompress(codec.compress(arr)))
+    assert same_array(arr, nctk.decompress(nctk.compress(arr)))
     assert same_array(arr, via_container(AlwaysCoded(), arr))
     data = npy_bytes(arr)
     roundtrip_file(data)
@@ -275,15 +275,15 @@ def test_arrays_roundtrip_bit_exact(arr):
                       shape=hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=40),
                       elements={"allow_nan": True, "allow_infinity": True, "allow_subnormal": True}))
 def test_float_arrays_with_special_values(arr):
-    assert same_array(arr, codec.decompress(codec.compress(arr)))
+    assert same_array(arr, nctk.decompress(nctk.compress(arr)))
 
 
 def test_array_memory_order_and_views():
     base = np.arange(120, dtype=np.float32).reshape(10, 12)
     for arr in (base.T, base[::2, 1::3], np.asfortranarray(base), base[:, ::-1]):
-        out = codec.decompress(codec.compress(arr))
+        out = nctk.decompress(nctk.compress(arr))
         assert out.dtype == arr.dtype and out.shape == arr.shape and np.array_equal(out, arr)
-    f = codec.decompress(codec.compress(np.asfortranarray(base)))
+    f = nctk.decompress(nctk.compress(np.asfortranarray(base)))
     assert f.flags.f_contiguous and f.flags.writeable
 
 
@@ -291,7 +291,7 @@ def test_special_float_values_exact():
     bits = np.array([0x7FC00001, 0xFFC12345, 0x7F800000, 0xFF800000, 0x80000000, 0x00000001, 0x007FFFFF],
                     dtype=np.uint32)
     arr = np.tile(bits, 1000).view(np.float32)
-    out = codec.decompress(codec.compress(arr))
+    out = nctk.decompress(nctk.compress(arr))
     assert out.view(np.uint32).tolist() == arr.view(np.uint32).tolist()
 
 
@@ -313,7 +313,7 @@ def test_torch_dtypes_roundtrip(dtype):
     else:
         t = x.to(dtype)
     for item in (t, t.T, t[::3, 1:], t[0, 0], t[:0]):
-        out = codec.decompress(codec.compress(item))
+        out = nctk.decompress(nctk.compress(item))
         assert same_tensor(item, out), (dtype, item.shape)
 
 
@@ -321,15 +321,15 @@ def test_torch_bf16_special_values_and_non_contiguous():
     bits = torch.tensor([0x7FC1, 0xFF81, 0x7F80, 0xFF80, 0x8000, 0x0001, 0x3F80], dtype=torch.int32).to(torch.uint16)
     t = bits.repeat(300).view(torch.bfloat16).reshape(30, 70)
     for item in (t, t.T, t[:, ::7], t.unsqueeze(0).expand(3, 30, 70)):
-        out = codec.decompress(codec.compress(item))
+        out = nctk.decompress(nctk.compress(item))
         assert same_tensor(item, out)
 
 
 def test_torch_requires_grad_and_conj():
     w = torch.randn(8, 8, requires_grad=True)
-    assert same_tensor(w, codec.decompress(codec.compress(w)))
+    assert same_tensor(w, nctk.decompress(nctk.compress(w)))
     c = torch.randn(5, dtype=torch.complex64).conj()
-    assert same_tensor(c, codec.decompress(codec.compress(c)))
+    assert same_tensor(c, nctk.decompress(nctk.compress(c)))
 
 
 # ------------------------------------------------------------------------------------- compression
@@ -337,14 +337,14 @@ def test_torch_requires_grad_and_conj():
 
 def test_normal_weights_compress(capsys):
     w = np.random.default_rng(7).normal(0, 0.02, 1 << 20).astype(np.float32)
-    blob = codec.compress(w)
+    blob = nctk.compress(w)
     ratio = w.nbytes / len(blob)
     with capsys.disabled():
         print(f"\n  normal(0, 0.02) float32, 4 MiB: ratio {ratio:.3f}")
     assert ratio > 1.1
-    assert same_array(w, codec.decompress(blob))
+    assert same_array(w, nctk.decompress(blob))
     bf = torch.from_numpy(w).to(torch.bfloat16)
-    ratio_bf = bf.numel() * 2 / len(codec.compress(bf))
+    ratio_bf = bf.numel() * 2 / len(nctk.compress(bf))
     with capsys.disabled():
         print(f"  normal(0, 0.02) bfloat16: ratio {ratio_bf:.3f}")
     assert ratio_bf > 1.25
@@ -352,17 +352,17 @@ def test_normal_weights_compress(capsys):
 
 def test_incompressible_data_stays_near_raw():
     r = np.random.default_rng(1).integers(0, 256, 200_000, dtype=np.uint8)
-    blob = codec.compress(r)
+    blob = nctk.compress(r)
     assert len(blob) < r.nbytes + 1024
-    info = codec.info(blob)
+    info = nctk.info(blob)
     assert [s["name"] for s in info["sections"]] == ["layout", "planes"]
 
 
 def test_constant_and_small_value_tensors_are_tiny():
     z = np.zeros((1000, 100), np.float32)
-    assert len(codec.compress(z)) < 1000
+    assert len(nctk.compress(z)) < 1000
     ids = np.arange(100_000, dtype=np.int64) % 50_000
-    assert len(codec.compress(ids)) < ids.nbytes / 3
+    assert len(nctk.compress(ids)) < ids.nbytes / 3
 
 
 def test_many_chunks_and_coder_batches():
@@ -382,7 +382,7 @@ def test_many_chunks_and_coder_batches():
 # --------------------------------------------------------------------------------------- corruption
 
 def _sample_blob() -> bytes:
-    return codec.compress(np.random.default_rng(2).normal(0, 1, 50_000).astype(np.float32))
+    return nctk.compress(np.random.default_rng(2).normal(0, 1, 50_000).astype(np.float32))
 
 
 def test_flipped_payload_byte_raises_format_error():
@@ -391,9 +391,9 @@ def test_flipped_payload_byte_raises_format_error():
         bad = bytearray(blob)
         bad[pos] ^= 0x10
         with pytest.raises(FormatError):
-            codec.decompress(bytes(bad))
+            nctk.decompress(bytes(bad))
     with pytest.raises(FormatError):
-        codec.decompress(bytes(blob[:-5]))
+        nctk.decompress(bytes(blob[:-5]))
 
 
 def _rewrite(blob: bytes, edit) -> bytes:
@@ -413,7 +413,7 @@ def test_corrupt_rans_stream_with_valid_crc():
         secs["f32.e"].chunks[0] = bytes(chunk)
 
     with pytest.raises(CorruptStreamError):
-        codec.decompress(_rewrite(_sample_blob(), flip))
+        nctk.decompress(_rewrite(_sample_blob(), flip))
 
 
 @pytest.mark.parametrize("mutation", ["layout_json", "layout_count", "layout_scheme", "drop_section",
@@ -446,17 +446,17 @@ def test_inconsistent_files_raise_format_error(mutation):
         secs["layout"].chunks[0] = json.dumps(layout).encode()
 
     with pytest.raises(FormatError):
-        codec.decompress(_rewrite(_sample_blob(), edit))
+        nctk.decompress(_rewrite(_sample_blob(), edit))
 
 
 def test_corrupt_decodes_never_return_garbage():
     """Every single-byte change of a small file is detected."""
-    blob = codec.compress(np.arange(64, dtype=np.int16) * 3)
+    blob = nctk.compress(np.arange(64, dtype=np.int16) * 3)
     for pos in range(0, len(blob), 7):
         bad = bytearray(blob)
         bad[pos] ^= 0x01
         with pytest.raises(FormatError):
-            codec.decompress(bytes(bad))
+            nctk.decompress(bytes(bad))
 
 
 def test_formats_segments_tile_the_file():

@@ -33,8 +33,8 @@ import numpy as np
 from numba import cuda
 from numba import types as nbt
 
-from codec.kernels.rvq_ref import check_rvq_inputs
-from entropy.errors import NctkError
+from nctk.codec.kernels.rvq_ref import check_rvq_inputs
+from nctk.entropy.errors import NctkError
 
 SIMULATOR = bool(getattr(numba.config, "ENABLE_CUDASIM", 0))
 SHARED_BYTES = 46 << 10  # dynamic shared memory per block (the default limit is 48 KiB)
@@ -157,7 +157,7 @@ def _nonfinite_kernel(a, flag):
 
 
 def _require_device() -> None:
-    from entropy.rans_cuda import available
+    from nctk.entropy.rans_cuda import available
 
     ok, why = available()
     if not ok:

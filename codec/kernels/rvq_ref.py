@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from entropy.errors import NctkError
+from nctk.entropy.errors import NctkError
 
 
 def check_rvq_inputs(x, codebooks) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,6 @@
 gradients; their ``to_codes`` / ``from_codes`` follow the exact RVQ definition of ``codec.kernels.rvq_ref``.
 """
 
-from codec.quant.rvq import GroupResidualVQ, ResidualVQ, exact_decode, exact_encode
+from nctk.codec.quant.residual_vq import GroupResidualVQ, ResidualVQ, exact_decode, exact_encode
 
 __all__ = ["ResidualVQ", "GroupResidualVQ", "exact_encode", "exact_decode"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from entropy.errors import CodecError, FormatError
+from nctk.entropy.errors import CodecError, FormatError
 
 ORDERS = ("<", ">", "|")
 

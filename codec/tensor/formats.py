@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from codec.tensor.fields import SCHEMES
-from entropy.errors import CodecError, FormatError
+from nctk.codec.tensor.fields import SCHEMES
+from nctk.entropy.errors import CodecError, FormatError
 
 NPY_MAGIC = b"\x93NUMPY"
 SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors library's own limit

@@ -41,13 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check_coder, check_kind
-from codec.tensor import fields as F
-from codec.tensor import formats
-from codec.tensor.formats import Segment
-from entropy.coder import DEFAULT_CHUNK, DEFAULT_LANES, decode_chunks, encode_chunks
-from entropy.container import Section
-from entropy.errors import (
+from nctk.codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check_coder, check_kind
+from nctk.codec.tensor import fields as F
+from nctk.codec.tensor import formats
+from nctk.codec.tensor.formats import Segment
+from nctk.entropy.coder import DEFAULT_CHUNK, DEFAULT_LANES, decode_chunks, encode_chunks
+from nctk.entropy.container import Section
+from nctk.entropy.errors import (
     CodecError,
     CorruptStreamError,
     FormatError,
@@ -55,7 +55,7 @@ from entropy.errors import (
     NctkError,
     UnsupportedVersionError,
 )
-from entropy.tables import PRECISION_MAX, PRECISION_MIN, Tables, from_counts
+from nctk.entropy.tables import PRECISION_MAX, PRECISION_MIN, Tables, from_counts
 
 RAW_CHUNK_BYTES = 1 << 24  # verbatim bytes per chunk of the "raw" section
 RAW_CHUNK_SYMBOLS = 1 << 24  # symbols per chunk of a "<stream>.raw" section (a multiple of 8)

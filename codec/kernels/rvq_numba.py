@@ -27,10 +27,9 @@ import concurrent.futures
 
 import numba
 import numpy as np
-from numba import njit, prange
 
-from codec.kernels.rvq_ref import check_rvq_inputs
-from codec.kernels.simd import (
+from nctk.codec.kernels.rvq_ref import check_rvq_inputs
+from nctk.codec.kernels.simd import (
     fmuladd8,
     hmin8,
     hsum8,
@@ -44,7 +43,8 @@ from codec.kernels.simd import (
     splat8,
     store8,
 )
-from entropy.errors import NctkError
+from nctk.entropy.errors import NctkError
+from nctk.entropy.jit import njit, prange
 
 U32 = 2.0**-24
 # Absolute slack for underflow: each float32 operation near zero may lose up to 2**-126 (even with

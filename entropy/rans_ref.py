@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from entropy.errors import CorruptStreamError, FormatError, NctkError
-from entropy.tables import Table, Tables
+from nctk.entropy.errors import CorruptStreamError, FormatError, NctkError
+from nctk.entropy.tables import Table, Tables
 
 CODER_ID = "rans64"
 CODER_VERSION = 1

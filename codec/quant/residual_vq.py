@@ -7,9 +7,9 @@ Two halves share one set of codebooks:
   updates, k-means initialisation from the first batch and dead-code restarts. Codebooks are buffers, never
   touched by the optimiser, so a model's optimiser state does not depend on the quantizer.
 - **Inference** (:meth:`ResidualVQ.to_codes` / :meth:`ResidualVQ.from_codes`, and ``forward`` in ``eval()``
-  mode) uses the exact RVQ definition of :mod:`codec.kernels.rvq_ref` on CPU numpy, so the codes a file stores
-  are the same on every machine. The fast Numba twin ``codec.kernels.rvq`` (same signature, same codes bit for
-  bit) is used automatically once it exists; the reference is the fallback.
+  mode) computes the exact RVQ codes of :mod:`nctk.codec.kernels.rvq_ref` on CPU numpy through its Numba twin
+  :mod:`nctk.codec.kernels.rvq_numba` (same codes bit for bit), so the codes a file stores are the same on
+  every machine.
 
 Training-mode codes come from float32 distances and may differ from the exact ones on near-ties; that is
 harmless for learning, and everything that is stored or compared goes through the exact path.
@@ -17,20 +17,16 @@ harmless for learning, and everything that is stored or compared goes through th
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from codec.kernels.rvq_ref import decode_reference, encode_reference
-from entropy.errors import CodecError
+from nctk.entropy.errors import CodecError
 
 __all__ = ["ResidualVQ", "GroupResidualVQ", "exact_encode", "exact_decode"]
 
-_KERNEL_MODULE = "codec.kernels.rvq"
 _LAPLACE_EPS = 1e-5  # additive smoothing of EMA cluster sizes, so a codeword never divides by zero
 _NORM_EPS = 1e-12  # below this norm a vector has no direction (rotation trick falls back to identity)
 
@@ -38,30 +34,18 @@ _NORM_EPS = 1e-12  # below this norm a vector has no direction (rotation trick f
 # ------------------------------------------------------------------------------------------ exact codes
 
 
-def _kernel(name: str, fallback: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-    """``codec.kernels.rvq.<name>`` if that module exists and defines it, else the reference ``fallback``.
-
-    Looked up at every call (the import system caches the module), so the fast kernel is picked up as soon
-    as it lands, without this module changing. Only the absence of the module itself is tolerated: an error
-    raised while importing an existing kernel module propagates rather than silently slowing everyone down.
-    """
-    try:
-        module = importlib.import_module(_KERNEL_MODULE)
-    except ModuleNotFoundError as e:
-        if e.name != _KERNEL_MODULE:
-            raise
-        return fallback
-    return getattr(module, name, fallback)
-
-
 def exact_encode(x: np.ndarray, codebooks: np.ndarray, n_stages: int | None = None) -> np.ndarray:
-    """Exact RVQ codes (N, n) int32 of ``x`` (N, D): the fast kernel when present, else the reference."""
-    return _kernel("encode", encode_reference)(x, codebooks, n_stages)
+    """Exact RVQ codes (N, n) int32 of ``x`` (N, D), from the Numba kernel (equal to the reference)."""
+    from nctk.codec.kernels import rvq_numba  # Numba loads on first use, not on import
+
+    return rvq_numba.encode(x, codebooks, n_stages)
 
 
 def exact_decode(codes: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
-    """Exact RVQ reconstruction (N, D) float32 of ``codes`` (N, n): fast kernel when present, else reference."""
-    return _kernel("decode", decode_reference)(codes, codebooks)
+    """Exact RVQ reconstruction (N, D) float32 of ``codes`` (N, n), from the Numba kernel."""
+    from nctk.codec.kernels import rvq_numba
+
+    return rvq_numba.decode(codes, codebooks)
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -14,10 +14,10 @@ wall-clock budget on this machine, evaluated on every eval file with real nctk b
 Every design codes its symbols with nctk's rANS through tables learned on the training set, so kbps is the
 size of real streams. Usage::
 
-    python benchmarks/audio_study.py train mdct-rvq --minutes 40
-    python benchmarks/audio_study.py eval mdct-rvq          # final rate/quality table -> results JSON
-    python benchmarks/audio_study.py opus                   # Opus and Vorbis anchors, same metric
-    python benchmarks/audio_study.py report                 # tables + plot -> AUDIO_STUDY.md
+    python studies/audio_study.py train mdct-rvq --minutes 40
+    python studies/audio_study.py eval mdct-rvq          # final rate/quality table -> results JSON
+    python studies/audio_study.py opus                   # Opus and Vorbis anchors, same metric
+    python studies/audio_study.py report                 # tables + plot -> AUDIO_STUDY.md
 
 Run it alone: the training budget is wall-clock on a 2-core machine.
 """
@@ -39,13 +39,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "studies"))
 
-from common import load_state, save_state, stream_bytes, train_on_budget  # noqa: E402
+from study_common import load_state, save_state, stream_bytes, train_on_budget  # noqa: E402
 
-from codec.quant.rvq import ResidualVQ  # noqa: E402
-from entropy.coder import chunk_counts, decode_chunks, encode_chunks  # noqa: E402
-from entropy.tables import from_counts  # noqa: E402
+from nctk.codec.quant.residual_vq import ResidualVQ  # noqa: E402
+from nctk.entropy.coder import chunk_counts, decode_chunks, encode_chunks  # noqa: E402
+from nctk.entropy.tables import from_counts  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "audio"
 CKPT = ROOT / "checkpoints" / "audio_study"
@@ -584,7 +584,7 @@ def cmd_opus(args) -> None:
 
 def cmd_report(args) -> None:
     """Tables and a plot from the JSON results into AUDIO_STUDY.md's generated sections."""
-    from common import write_section
+    from study_common import write_section
 
     study = Path(__file__).with_name("AUDIO_STUDY.md")
     rows = ["| codec | nominal | speech kbps | speech log-mel | speech LSD<4k | speech SI-SNR | music kbps "
@@ -661,6 +661,6 @@ if __name__ == "__main__":
     e = sub.add_parser("eval", help="final rate/quality table of a trained design (real bitstreams)")
     e.add_argument("design", choices=DESIGNS)
     sub.add_parser("opus", help="Opus / Vorbis anchors on the eval files")
-    sub.add_parser("report", help="write benchmarks/AUDIO_STUDY.md tables and plot")
+    sub.add_parser("report", help="write studies/AUDIO_STUDY.md tables and plot")
     a = ap.parse_args()
     {"train": cmd_train, "eval": cmd_eval, "opus": cmd_opus, "report": cmd_report}[a.cmd](a)

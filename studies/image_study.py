@@ -14,10 +14,10 @@ Kodak), evaluated on all 24 Kodak images with real nctk bitstreams:
 All three code their symbols with nctk's rANS and its Gaussian mean-scale family, so the bpp is the
 size of real streams (decoded and checked equal to the encoder's symbols). Usage::
 
-    python benchmarks/image_study.py train wavelet --minutes 40      # checkpoints under checkpoints/
-    python benchmarks/image_study.py rd wavelet                       # final RD on Kodak -> results JSON
-    python benchmarks/image_study.py jpeg                             # Pillow JPEG anchor, same run
-    python benchmarks/image_study.py report                           # tables + plot -> IMAGE_STUDY.md
+    python studies/image_study.py train wavelet --minutes 40      # checkpoints under checkpoints/
+    python studies/image_study.py rd wavelet                       # final RD on Kodak -> results JSON
+    python studies/image_study.py jpeg                             # Pillow JPEG anchor, same run
+    python studies/image_study.py report                           # tables + plot -> IMAGE_STUDY.md
 
 Run it alone: the training budget is wall-clock on a 2-core machine.
 """
@@ -39,12 +39,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "studies"))
 
-from common import load_state, stream_bytes, train_on_budget  # noqa: E402
+from study_common import load_state, stream_bytes, train_on_budget  # noqa: E402
 
-from entropy.coder import chunk_counts, decode_chunks, encode_chunks  # noqa: E402
-from entropy.tables import ParametricFamily, factorized_prior  # noqa: E402
+from nctk.entropy.coder import chunk_counts, decode_chunks, encode_chunks  # noqa: E402
+from nctk.entropy.tables import ParametricFamily, factorized_prior  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "images"
 CKPT = ROOT / "checkpoints" / "image_study"
@@ -739,7 +739,7 @@ def _curve(path: Path):
 
 def cmd_report(args) -> None:
     """Tables and a plot from the JSON results into IMAGE_STUDY.md's generated sections."""
-    from common import write_section
+    from study_common import write_section
 
     study = Path(__file__).with_name("IMAGE_STUDY.md")
     jr, jp, _ = _curve(RESULTS / "jpeg_rd.json")
@@ -823,6 +823,6 @@ if __name__ == "__main__":
     r = sub.add_parser("rd", help="final RD curve of a trained design on Kodak (real bitstreams)")
     r.add_argument("design", choices=DESIGNS)
     sub.add_parser("jpeg", help="Pillow JPEG anchor on Kodak")
-    sub.add_parser("report", help="write benchmarks/IMAGE_STUDY.md tables and plot")
+    sub.add_parser("report", help="write studies/IMAGE_STUDY.md tables and plot")
     a = ap.parse_args()
     {"train": cmd_train, "rd": cmd_rd, "jpeg": cmd_jpeg, "report": cmd_report}[a.cmd](a)
