@@ -18,11 +18,11 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash assets/demo/run_demo.sh
 
 test: $(STAMP)
-	$(BIN)/ruff check nctk codec entropy cli tests benchmarks studies
+	$(BIN)/ruff check nctk codec entropy cli rd train assets tests benchmarks studies
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check nctk codec entropy cli tests benchmarks studies
+	$(BIN)/ruff check nctk codec entropy cli rd train assets tests benchmarks studies
 
 BENCH_STAMP := $(VENV)/.bench-installed
 

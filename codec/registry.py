@@ -1,8 +1,8 @@
-"""The Codec protocol, the registry of codecs, and choosing a codec for an input.
+"""The Codec protocol, the catalogue of codecs, and choosing a codec for an input.
 
 A codec turns one item (a file's bytes, an array, an image, ...) into an :class:`Encoded`: a JSON-able
 header plus a list of container sections, and back. It never touches the container bytes itself; the
-public API in :mod:`codec` does that. Decoding is driven only by the header's ``codec`` id and
+public API in :mod:`nctk.codec.api` does that. Decoding is driven only by the header's ``codec`` id and
 ``codec_version``, never by flags.
 
 Every codec writes these header keys (:func:`base_header` builds them):
@@ -17,7 +17,9 @@ Every codec writes these header keys (:func:`base_header` builds them):
     ``"file"`` (decoding gives back the file's exact bytes), ``"array"`` (a numpy array) or
     ``"tensor"`` (a torch tensor).
 
-Built-in codecs are imported lazily on first use, so importing this module stays cheap.
+Each built-in codec is described by static metadata, a :class:`CodecInfo` that its modality package
+defines without importing anything heavy; the codec itself (numpy, Numba, torch, model weights) is
+imported only when it is used. So listing codecs, ``nctk codecs`` and ``nctk --help`` stay instant.
 """
 
 from __future__ import annotations
@@ -25,16 +27,17 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from nctk.entropy.coder import CODER_ID, CODER_VERSION
-from nctk.entropy.container import Section
 from nctk.entropy.errors import CodecError, FormatError, UnsupportedVersionError
 
+if TYPE_CHECKING:
+    from nctk.entropy.container import Section
+
 __all__ = [
-    "KINDS", "SNIFF_BYTES", "Codec", "Encoded", "FileItem", "all_codecs", "base_header", "check_coder",
-    "check_kind", "for_array", "for_input", "get", "register",
+    "BUILTINS", "KINDS", "SNIFF_BYTES", "Codec", "CodecInfo", "Encoded", "FileItem", "all_codecs", "base_header",
+    "catalogue", "check_coder", "check_kind", "for_array", "for_input", "get", "register",
 ]
 
 SNIFF_BYTES = 512  # how many leading bytes of an input :func:`for_input` looks at
@@ -42,9 +45,12 @@ KINDS = ("file", "array", "tensor")
 MAX_LANES = 256
 MAX_CHUNK_SIZE = 1 << 20  # largest per-chunk symbol count a reader accepts from a header
 
-# Codecs that ship with nctk, as "module:attribute" (a Codec class or instance), imported on first use.
-_BUILTINS = (
-    "nctk.codec.tensor.lossless:TensorLossless",
+MODALITIES = ("tensor", "image", "audio")
+
+# Static metadata of the codecs that ship with nctk, as "module:attribute" of a light module (a package
+# __init__ that imports nothing heavy) holding a CodecInfo.
+BUILTINS = (
+    "nctk.codec.tensor:LOSSLESS",
 )
 
 
@@ -54,6 +60,33 @@ class FileItem:
 
     data: bytes
     name: str | None = None
+
+
+@dataclass(frozen=True)
+class CodecInfo:
+    """What is known of a codec without importing it: what ``nctk codecs`` lists and what ``entry`` names
+    (``"module:Class"``, imported on first use). Built-in codec classes take their attributes from it."""
+
+    id: str  # stable string written into files, e.g. "tensor-lossless"
+    version: int  # bumps when the bytes change
+    modality: str  # "tensor" | "image" | "audio"
+    lossless: bool
+    quality_range: tuple[float, float] | None  # None: the codec takes no quality setting
+    extensions: tuple[str, ...]  # lower-case, with the dot
+    description: str
+    entry: str = ""  # "module:attribute" of the Codec class or instance; "" for codecs registered at run time
+
+    def as_dict(self) -> dict:
+        """The JSON-able row :func:`nctk.codecs` returns."""
+        return {"id": self.id, "version": self.version, "modality": self.modality, "lossless": self.lossless,
+                "quality_range": list(self.quality_range) if self.quality_range is not None else None,
+                "extensions": list(self.extensions), "description": self.description}
+
+    @classmethod
+    def of(cls, codec: Codec) -> CodecInfo:
+        """The metadata of a codec instance (for codecs registered at run time)."""
+        return cls(codec.id, codec.version, codec.modality, codec.lossless, codec.quality_range,
+                   tuple(codec.extensions), codec.description)
 
 
 @dataclass
@@ -103,8 +136,27 @@ class Codec(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Codec] = {}
-_loaded = False
+_REGISTRY: dict[str, Codec] = {}  # codecs imported (built-ins on first use) or registered at run time
+_CATALOGUE: dict[str, CodecInfo] | None = None  # every known codec's metadata, by id
+
+
+def _attribute(spec: str) -> Any:
+    module, attr = spec.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _catalogue() -> dict[str, CodecInfo]:
+    global _CATALOGUE
+    if _CATALOGUE is None:
+        infos = [_attribute(spec) for spec in BUILTINS]
+        _CATALOGUE = {i.id: i for i in infos}
+    return _CATALOGUE
+
+
+def catalogue() -> list[CodecInfo]:
+    """Every known codec's static metadata, sorted by id, without importing any codec."""
+    cat = _catalogue()
+    return [cat[k] for k in sorted(cat)]
 
 
 def register(codec: Codec) -> Codec:
@@ -122,50 +174,45 @@ def register(codec: Codec) -> Codec:
         raise CodecError("a codec id must be a non-empty string")
     if isinstance(codec.version, bool) or not isinstance(codec.version, int) or codec.version < 1:
         raise CodecError(f"codec {codec.id!r}: version must be an integer >= 1")
-    if codec.modality not in ("tensor", "image", "audio"):
-        raise CodecError(f"codec {codec.id!r}: modality must be tensor, image or audio")
-    other = _REGISTRY.get(codec.id)
-    if other is not None and other is not codec:
+    if codec.modality not in MODALITIES:
+        raise CodecError(f"codec {codec.id!r}: modality must be one of {', '.join(MODALITIES)}")
+    if codec.id in _catalogue():
+        if _REGISTRY.get(codec.id) is codec:
+            return codec
         raise CodecError(f"codec id {codec.id!r} is already registered")
     _REGISTRY[codec.id] = codec
+    _catalogue()[codec.id] = CodecInfo.of(codec)
     return codec
 
 
-def _ensure_loaded() -> None:
-    global _loaded
-    if _loaded:
-        return
-    for spec in _BUILTINS:
-        module, attr = spec.split(":")
-        obj = getattr(importlib.import_module(module), attr)
-        if isinstance(obj, type):
-            if any(type(c) is obj for c in _REGISTRY.values()):
-                continue
-        elif obj in _REGISTRY.values():
-            continue
-        register(obj)
-    _loaded = True
+def _load_builtin(info: CodecInfo) -> Codec:
+    codec = _REGISTRY.get(info.id)
+    if codec is None:
+        obj = _attribute(info.entry)
+        codec = obj() if isinstance(obj, type) else obj
+        if CodecInfo.of(codec) != replace(info, entry=""):
+            raise CodecError(f"built-in codec {info.id!r} disagrees with its catalogue entry")
+        _REGISTRY[info.id] = codec
+    return codec
 
 
 def all_codecs() -> list[Codec]:
-    """Every registered codec, sorted by id."""
-    _ensure_loaded()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    """Every codec, imported, sorted by id."""
+    return [get(info.id) for info in catalogue()]
 
 
 def get(codec_id: str) -> Codec:
-    """The codec called ``codec_id``; :class:`CodecError` listing the known ids if there is none."""
-    _ensure_loaded()
-    try:
-        return _REGISTRY[codec_id]
-    except (KeyError, TypeError):
-        known = ", ".join(sorted(_REGISTRY)) or "none"
+    """The codec called ``codec_id`` (imported on first use); :class:`CodecError` listing the known ids."""
+    info = _catalogue().get(codec_id) if isinstance(codec_id, str) else None
+    if info is None:
+        known = ", ".join(sorted(_catalogue())) or "none"
         raise CodecError(f"unknown codec {codec_id!r}; known codecs: {known}") from None
+    return _REGISTRY[codec_id] if codec_id in _REGISTRY else _load_builtin(info)
 
 
 def _supported_extensions() -> list[str]:
     exts: list[str] = []
-    for c in all_codecs():
+    for c in catalogue():
         exts.extend(e for e in c.extensions if e not in exts)
     return exts
 
@@ -196,15 +243,17 @@ def for_input(prefix: bytes, name: str | None = None) -> Codec:
 
 def for_array(obj: Any = None) -> Codec:
     """The default codec for a numpy array or torch tensor: the first lossless tensor codec."""
-    for c in all_codecs():
-        if c.modality == "tensor" and c.lossless:
-            return c
+    for info in catalogue():
+        if info.modality == "tensor" and info.lossless:
+            return get(info.id)
     raise CodecError("no lossless tensor codec is registered")
 
 
 def base_header(codec: Codec, *, kind: str, original_name: str | None, lanes: int,
                 chunk_size: int) -> dict:
     """The header keys every codec writes (see the module docstring)."""
+    from nctk.entropy.rans_ref import CODER_ID, CODER_VERSION
+
     if kind not in KINDS:
         raise CodecError(f"kind must be one of {', '.join(KINDS)}")
     return {
@@ -223,6 +272,8 @@ def check_coder(header: dict) -> tuple[int, int]:
     Raises :class:`UnsupportedVersionError` for another coder or a newer coder version and
     :class:`FormatError` for implausible parameters.
     """
+    from nctk.entropy.rans_ref import CODER_ID, CODER_VERSION
+
     coder = header.get("coder")
     if not isinstance(coder, dict):
         raise FormatError('header lacks "coder" (an object with id, version, lanes, chunk_size)')

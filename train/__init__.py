@@ -1,0 +1,5 @@
+"""Training (issues 19-23), installed as ``nctk.train``: data loading, losses, the checkpointed training
+loop and the export of a trained model to an artifact (:func:`nctk.codec.artifacts.write`).
+
+Inference code (``nctk.codec``, ``nctk.entropy``, ``nctk.rd``) never imports this package; a test checks it.
+Nothing here yet."""
