@@ -145,7 +145,8 @@ def open_folder(folder: str | Path) -> Artifact:
             raise ArtifactError(f"{where}: {name} is missing") from None
         if size != entry["bytes"] or _sha256_file(path) != entry["sha256"]:
             raise ArtifactError(f"{where}: {name} does not match its manifest (altered or damaged)")
-    return Artifact(manifest["id"], manifest["codec"], folder, manifest, hashlib.sha256(_canonical(manifest)).hexdigest())
+    digest = hashlib.sha256(_canonical(manifest)).hexdigest()
+    return Artifact(manifest["id"], manifest["codec"], folder, manifest, digest)
 
 
 def _models_dir() -> Path:
