@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best_time, write_section  # noqa: E402
 
 from nctk.entropy import rans_numba, rans_ref  # noqa: E402
-from nctk.entropy.coder import DEFAULT_CHUNK  # noqa: E402
+from nctk.entropy.coder import DEFAULT_CHUNK, chunk_counts  # noqa: E402
 from nctk.entropy.tables import ParametricFamily, categorical  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def nctk_gaussian(x, mu, sigma, fam, repeat, threads):
 
     numba.set_num_threads(threads)
     chunk = DEFAULT_CHUNK
-    counts = [min(chunk, len(x) - a) for a in range(0, len(x), chunk)]
+    counts = chunk_counts(len(x), chunk)
     te, chunks = best_time(lambda: rans_numba.encode_family(x, mu, sigma, fam, chunk_size=chunk), repeat)
     td, out = best_time(lambda: rans_numba.decode_family(chunks, mu, sigma, fam, counts), repeat)
     assert np.array_equal(out, x)
@@ -71,7 +71,7 @@ def nctk_categorical(y, p, table, repeat, threads):
 
     numba.set_num_threads(threads)
     chunk = DEFAULT_CHUNK
-    counts = [min(chunk, len(y) - a) for a in range(0, len(y), chunk)]
+    counts = chunk_counts(len(y), chunk)
     te, chunks = best_time(lambda: rans_numba.encode_chunks(y, 0, table, chunk_size=chunk), repeat)
     td, out = best_time(lambda: rans_numba.decode_chunks(chunks, 0, table, counts), repeat)
     assert np.array_equal(out, y)

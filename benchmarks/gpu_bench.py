@@ -31,7 +31,7 @@ from entropy_bench import gaussian_workload, zipf_workload  # noqa: E402
 
 from nctk.codec.kernels import rvq_numba  # noqa: E402
 from nctk.entropy import rans_numba  # noqa: E402
-from nctk.entropy.coder import DEFAULT_CHUNK  # noqa: E402
+from nctk.entropy.coder import DEFAULT_CHUNK, chunk_counts  # noqa: E402
 from nctk.entropy.tables import ParametricFamily, categorical  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def gpu_time(fn, repeat: int):
 def device_name() -> str:
     from numba import cuda
 
-    from nctk.entropy.rans_cuda import SIMULATOR
+    from nctk.entropy.cuda_common import SIMULATOR
 
     if SIMULATOR:
         return "CUDA simulator (figures meaningless)"
@@ -110,14 +110,14 @@ def bench_rans(n: int, repeat: int, rng) -> list[dict]:
     y, p, _ = zipf_workload(n, rng)
     table = categorical(p, precision=16)
     chunk = DEFAULT_CHUNK
-    counts = [min(chunk, n - a) for a in range(0, n, chunk)]
+    counts = chunk_counts(n, chunk)
     rows = []
 
     # (b) categorical: symbols on the device in, streams stay on the device (encode_chunks_device)
     yd = cuda.to_device(y.astype(np.int32))
     rans_cuda.encode_chunks(yd[:1000], 0, table, chunk_size=chunk)  # compile
     te, (words, offs) = gpu_time(lambda: rans_cuda.encode_chunks_device(yd, 0, table, chunk_size=chunk), repeat)
-    streams = rans_cuda._streams_bytes(words, offs)
+    streams = rans_cuda.streams_bytes(words, offs)
     cpu_te, cpu_streams = best_time(lambda: rans_numba.encode_chunks(y, 0, table, chunk_size=chunk), repeat)
     if streams != cpu_streams:
         raise SystemExit("(b): CUDA streams differ from the Numba coder's")
@@ -195,9 +195,9 @@ def main() -> None:
     args = ap.parse_args()
     import numba
 
-    from nctk.entropy import rans_cuda
+    from nctk.entropy.cuda_common import available
 
-    ok, why = rans_cuda.available()
+    ok, why = available()
     if not ok:
         raise SystemExit(f"gpu_bench: {why}")
     if args.smoke:

@@ -1,13 +1,17 @@
-"""Numba set-up shared by every compiled CPU kernel: one ``njit`` whose on-disk cache works for any user.
+"""Numba set-up shared by every compiled CPU kernel: lazy ``njit`` and a cache folder that works for any user.
 
-Numba caches compiled kernels beside their source file by default; an installed copy is often read-only
-for the user running it, and a home directory can be too. This module chooses the cache folder once, at
-import, before any kernel is decorated:
+**Lazy.** Importing a kernel module must not import Numba (0.2 s) or load its cached machine code (0.5 s):
+most ``nctk`` calls need neither (start-up time) or run ahead-of-time builds instead (:mod:`.rans_aot`).
+So :func:`njit` returns a :class:`LazyKernel`; the first call of any kernel imports Numba and turns every
+lazy kernel into a real Numba dispatcher, rebinding the module globals (kernels call each other through
+them, and ``prange`` placeholders become :data:`numba.prange`) before anything is compiled.
+
+**Cache folder**, chosen once (Numba's default, beside the source, is often read-only once installed):
 
 1. ``NUMBA_CACHE_DIR`` if the user set it (Numba's own setting, honoured as is);
 2. else ``$NCTK_CACHE_DIR``, ``$XDG_CACHE_HOME/nctk/numba`` or ``~/.cache/nctk/numba``, the first one that
    can be created and written;
-3. else a per-user folder in the system's temporary directory;
+3. else a folder in the system's temporary directory that only this user owns and can write;
 4. else no disk cache at all: kernels compile in memory on first use (slower start, same results).
 
 The cache only holds machine code; which folder is used never changes a single output byte.
@@ -15,17 +19,16 @@ The cache only holds machine code; which folder is used never changes a single o
 
 from __future__ import annotations
 
+import functools
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numba
-
-__all__ = ["CACHE_DIR", "njit", "prange"]
-
-prange = numba.prange
+__all__ = ["LazyKernel", "cache_dir", "materialize", "njit", "prange"]
 
 
 def _writable(folder: Path) -> bool:
@@ -38,7 +41,27 @@ def _writable(folder: Path) -> bool:
         return False
 
 
-def _choose_cache_dir() -> str | None:
+def _private_temp_dir() -> Path | None:
+    """A folder in the shared temporary directory that only this user can write, or None.
+
+    Cached kernels are machine code: a folder another user could have created or can write is refused.
+    """
+    if not hasattr(os, "getuid"):
+        return None
+    folder = Path(tempfile.gettempdir()) / f"nctk-numba-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        st = folder.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        return None
+    return folder if _writable(folder) else None
+
+
+@functools.lru_cache(maxsize=1)
+def cache_dir() -> str | None:
+    """The folder compiled kernels are cached in (see the module docstring), or None for no disk cache."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return os.environ["NUMBA_CACHE_DIR"]
     candidates = []
@@ -57,33 +80,64 @@ def _choose_cache_dir() -> str | None:
     return str(private) if private is not None else None
 
 
-def _private_temp_dir() -> Path | None:
-    """A folder in the shared temporary directory that only this user can write, or None.
+class _PrangePlaceholder:
+    """Stands for :data:`numba.prange` in kernel modules until Numba is imported (see :func:`materialize`)."""
 
-    Cached kernels are machine code: a folder another user could have created or can write is refused.
-    """
-    if not hasattr(os, "getuid"):
-        return None
-    folder = Path(tempfile.gettempdir()) / f"nctk-numba-{os.getuid()}"
-    try:
-        folder.mkdir(mode=0o700, exist_ok=True)
-        st = folder.lstat()
-    except OSError:
-        return None
-    import stat
-
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
-        return None
-    return folder if _writable(folder) else None
+    def __call__(self, *args: int) -> range:  # plain Python calls (a kernel's py_func) iterate serially
+        return range(*args)
 
 
-CACHE_DIR = _choose_cache_dir()
-if CACHE_DIR is not None:
-    numba.config.CACHE_DIR = CACHE_DIR  # read when a kernel is decorated, so set before any is
+prange: Any = _PrangePlaceholder()
+
+_LAZY: list[LazyKernel] = []
 
 
-def njit(*args: Any, **kwargs: Any) -> Callable:
-    """:func:`numba.njit`, with ``cache=True`` honoured only when a writable cache folder exists."""
-    if kwargs.get("cache") and CACHE_DIR is None:
-        kwargs["cache"] = False
-    return numba.njit(*args, **kwargs)
+class LazyKernel:
+    """A kernel whose Numba dispatcher is made on first use; then it forwards every call and attribute."""
+
+    def __init__(self, fn: Callable, options: dict[str, Any]):
+        self.py_func = fn
+        self.options = options
+        self.dispatcher: Any = None
+        functools.update_wrapper(self, fn)
+        _LAZY.append(self)
+
+    def __call__(self, *args: Any) -> Any:
+        if self.dispatcher is None:
+            materialize()
+        return self.dispatcher(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("dispatcher", "py_func", "options"):  # not set yet: never recurse
+            raise AttributeError(name)
+        if self.dispatcher is None:
+            materialize()
+        return getattr(self.dispatcher, name)
+
+
+def materialize() -> None:
+    """Import Numba and turn every lazy kernel made so far into a dispatcher, rebinding module globals."""
+    import numba
+
+    where = cache_dir()
+    if where is not None:
+        numba.config.CACHE_DIR = where  # read when a dispatcher enables caching, i.e. just below
+    for lazy in list(_LAZY):
+        if lazy.dispatcher is not None:
+            continue
+        options = dict(lazy.options)
+        if options.get("cache") and where is None:
+            options["cache"] = False
+        module = sys.modules[lazy.py_func.__module__]
+        if isinstance(module.__dict__.get("prange"), _PrangePlaceholder):
+            module.prange = numba.prange
+        lazy.dispatcher = numba.njit(**options)(lazy.py_func)
+        if module.__dict__.get(lazy.py_func.__name__) is lazy:
+            setattr(module, lazy.py_func.__name__, lazy.dispatcher)
+
+
+def njit(*args: Any, **options: Any) -> Any:
+    """``numba.njit`` made lazy: ``@njit`` or ``@njit(cache=True, parallel=True, ...)``."""
+    if args and callable(args[0]) and not options:
+        return LazyKernel(args[0], {})
+    return lambda fn: LazyKernel(fn, options)

@@ -40,52 +40,51 @@ import functools
 import math
 import weakref
 
-import numba
 import numpy as np
 from numba import cuda
 from numba import types as nbt
 
-from nctk.entropy.errors import CorruptStreamError, FormatError, NctkError
-from nctk.entropy.rans_ref import DEFAULT_LANES, ESCAPE_LENGTH_BITS, MAX_LANES, STATE_LOW
+from nctk.entropy.cuda_common import (
+    SIMULATOR,
+    any_outside,
+    as_device,
+    device_fn,
+    grid,
+    is_device_array,
+    plain,
+    require_device,
+)
+from nctk.entropy.errors import NctkError
+from nctk.entropy.rans_host import (
+    ENC_BAD_INDEX,
+    ENC_BAD_MEAN,
+    ENC_BAD_SYMBOL,
+    ENC_OVERFLOW,
+    ERR_END,
+    ERR_ESCAPE,
+    ERR_INDEX,
+    ERR_MEAN,
+    ERR_SHORT,
+    ESCAPE_WORDS,
+    KERNEL_INTS,
+    MEANS_ERROR,
+    NO_ERROR,
+    check_decode_errors,
+    chunk_bounds,
+    counts_bounds,
+    escape_slack,
+    index_arg,
+    int_array,
+    next_slack,
+    stream_words,
+)
+from nctk.entropy.rans_ref import DEFAULT_LANES, ESCAPE_LENGTH_BITS, MAX_LANES, STATE_LOW, check_lanes
 from nctk.entropy.tables import ParametricFamily, Table, Tables
 
-SIMULATOR = bool(getattr(numba.config, "ENABLE_CUDASIM", 0))
 SHARED_TABLE_BYTES = 46 << 10  # decode tables go to shared memory below this (48 KiB per block by default)
 MIN_SHARED_LUT_BITS = 8
 _TPB = 32 if SIMULATOR else 64  # threads (= chunks) per block of the chunk kernels
 _COPY_TPB = 32 if SIMULATOR else 256
-
-_NO_ERROR, _ERR_SHORT, _ERR_END, _ERR_ESCAPE, _ERR_INDEX, _ERR_MEAN = 0, 1, 2, 3, 4, 5
-_ERRORS = {
-    _ERR_SHORT: "rANS stream ended early",
-    _ERR_END: "rANS stream failed its end check (corrupted or wrong tables)",
-    _ERR_ESCAPE: "escape out of range",
-    _ERR_INDEX: "table index out of range",
-    _ERR_MEAN: "means must be finite and below 2**30 in magnitude",
-}
-_ENC_OVERFLOW, _ENC_BAD_INDEX, _ENC_BAD_SYMBOL, _ENC_BAD_MEAN = -1, -2, -3, -4
-_ENC_ERRORS = {_ENC_BAD_INDEX: "table index out of range", _ENC_BAD_SYMBOL: "symbols must fit in int32",
-               _ENC_BAD_MEAN: "means must be finite and below 2**30 in magnitude"}
-
-
-def available() -> tuple[bool, str]:
-    """``(True, "")`` when kernels can run (a CUDA device, or the simulator), else ``(False, why)``."""
-    if SIMULATOR:
-        return True, ""
-    try:
-        if cuda.is_available():
-            return True, ""
-    except Exception as e:  # driver present but broken
-        return False, f"numba.cuda failed to initialise ({e})"
-    return False, "no CUDA device or driver (numba.cuda.is_available() is False)"
-
-
-def _device_fn(fn):
-    """A device function; force-inlined on a real GPU (the simulator's jit has no such option)."""
-    if SIMULATOR:
-        return cuda.jit(device=True)(fn)
-    return cuda.jit(device=True, forceinline=True)(fn)
-
 
 if SIMULATOR:
     def _mulhi(x, m):
@@ -94,14 +93,14 @@ if SIMULATOR:
 else:
     from numba.cuda import libdevice
 
-    @_device_fn
+    @device_fn
     def _mulhi(x, m):
         return np.int64(libdevice.umul64hi(np.uint64(x), m))
 
 
 # ----------------------------------------------------------------------------------------- encode
 
-@_device_fn
+@device_fn
 def _put(state, lane, start, freq, m, sh, prec, buf, pos):
     """One encode step on ``lane``; a renormalisation word goes to ``buf[pos - 1]``; returns pos."""
     x = state[lane]
@@ -118,7 +117,7 @@ def _put(state, lane, start, freq, m, sh, prec, buf, pos):
     return pos
 
 
-@_device_fn
+@device_fn
 def _put_raw(state, lane, value, bits, buf, pos):
     """Encode ``bits`` raw bits (an entry of frequency 1 at precision ``bits``)."""
     x = state[lane]
@@ -130,7 +129,7 @@ def _put_raw(state, lane, value, bits, buf, pos):
     return pos
 
 
-@_device_fn
+@device_fn
 def _put_escape(state, lane, v, off, size, buf, pos):
     """The raw-bit pieces after an escape, pushed in reverse of their decode order."""
     if v >= off + size:
@@ -148,7 +147,7 @@ def _put_escape(state, lane, v, off, size, buf, pos):
     return _put_raw(state, lane, k, ESCAPE_LENGTH_BITS, buf, pos)
 
 
-@_device_fn
+@device_fn
 def _family_index(mu, sigma, sbits, n_frac, frac_shift, boundaries, coarse):
     """``(table index, base)`` of one (mean, scale), exactly as rans_numba's ``_family_fill``;
     ``(-1, 0)`` for a mean that is not finite or >= 2**30 in magnitude."""
@@ -171,7 +170,7 @@ def _family_index(mu, sigma, sbits, n_frac, frac_shift, boundaries, coarse):
     return j * n_frac + frac, base
 
 
-@_device_fn
+@device_fn
 def _encode_chunk(sym, a, n, idx, istride, family, means, scales, sbits, n_frac, frac_shift, boundaries, coarse,
                   starts, offsets, sizes, packed, rcpm, rcps, prec, lanes, buf, end, floor, state):
     """Encode symbols ``a+n-1 .. a`` backwards into ``buf[floor..end)``; returns the first used position
@@ -191,13 +190,13 @@ def _encode_chunk(sym, a, n, idx, istride, family, means, scales, sbits, n_frac,
         if family:
             ti, fbase = _family_index(means[g], scales[g], sbits[g], n_frac, frac_shift, boundaries, coarse)
             if ti < 0:
-                return _ENC_BAD_MEAN
+                return ENC_BAD_MEAN
             v = np.int64(sym[g]) - fbase
         else:
             ti = np.int64(idx[g * istride])
             v = np.int64(sym[g])
         if ti < 0 or ti >= ntables:
-            return _ENC_BAD_INDEX
+            return ENC_BAD_INDEX
         if ti != t:
             t = ti
             off = np.int64(offsets[t])
@@ -206,9 +205,9 @@ def _encode_chunk(sym, a, n, idx, istride, family, means, scales, sbits, n_frac,
         s = v - off
         if s < 0 or s >= size:
             if v < -(1 << 31) or v >= (1 << 31):
-                return _ENC_BAD_SYMBOL
-            if pos - 5 < floor + i:  # up to 4 raw-bit words + the escape entry's word
-                return _ENC_OVERFLOW
+                return ENC_BAD_SYMBOL
+            if pos - ESCAPE_WORDS < floor + i:
+                return ENC_OVERFLOW
             pos = _put_escape(state, lane, v, off, size, buf, pos)
             s = size
         e = base + s
@@ -253,17 +252,6 @@ def _compact_kernel(buf, first, caps, offs, out):
 
 
 @cuda.jit
-def _check_means_kernel(means, flag):
-    """``flag[0] = 1`` if any mean is not finite or >= 2**30 in magnitude (rans_numba checks first)."""
-    i = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    while i < means.shape[0]:
-        if not abs(means[i]) < 2.0**30:
-            flag[0] = 1
-        i += stride
-
-
-@cuda.jit
 def _to_f64_kernel(src, dst):
     i = cuda.grid(1)
     stride = cuda.gridsize(1)
@@ -274,7 +262,7 @@ def _to_f64_kernel(src, dst):
 
 # ----------------------------------------------------------------------------------------- decode
 
-@_device_fn
+@device_fn
 def _get_raw(state, lane, bits, words, pos, end):
     """Pop ``bits`` raw bits from ``lane``; returns (value, pos) with pos = -1 on underflow."""
     x = state[lane]
@@ -289,14 +277,14 @@ def _get_raw(state, lane, bits, words, pos, end):
     return v, pos
 
 
-@_device_fn
+@device_fn
 def _get_escape(state, lane, words, pos, end, off, size):
     """The raw bits after an escape entry; returns (value, pos) or (error code, -1)."""
     k, pos = _get_raw(state, lane, ESCAPE_LENGTH_BITS, words, pos, end)
     if pos < 0:
-        return np.int64(_ERR_SHORT), np.int64(-1)
+        return np.int64(ERR_SHORT), np.int64(-1)
     if k > 34:
-        return np.int64(_ERR_ESCAPE), np.int64(-1)
+        return np.int64(ERR_ESCAPE), np.int64(-1)
     nbits = k - 1 if k > 0 else np.int64(0)
     u = (np.int64(1) << (k - 1)) if k > 0 else np.int64(0)
     sh = np.int64(0)
@@ -304,7 +292,7 @@ def _get_escape(state, lane, words, pos, end, off, size):
         b = min(np.int64(16), nbits)
         piece, pos = _get_raw(state, lane, b, words, pos, end)
         if pos < 0:
-            return np.int64(_ERR_SHORT), np.int64(-1)
+            return np.int64(ERR_SHORT), np.int64(-1)
         u |= piece << sh
         sh += b
         nbits -= b
@@ -313,11 +301,11 @@ def _get_escape(state, lane, words, pos, end, off, size):
     else:
         v = off + size + (u >> 1)
     if v < -(1 << 31) or v >= (1 << 31):
-        return np.int64(_ERR_ESCAPE), np.int64(-1)
+        return np.int64(ERR_ESCAPE), np.int64(-1)
     return v, pos
 
 
-@_device_fn
+@device_fn
 def _decode_chunk(words, pos, end, a, n, idx, istride, family, means, scales, sbits, n_frac, frac_shift,
                   boundaries, coarse, starts, offsets, sizes, packed, lut, lut_bits, prec, lanes, state, out):
     """Decode ``out[a:a+n]`` reading ``words[pos:end]``; returns an error code (0 = ok).
@@ -339,12 +327,12 @@ def _decode_chunk(words, pos, end, a, n, idx, istride, family, means, scales, sb
         if family:
             ti, fbase = _family_index(means[g], scales[g], sbits[g], n_frac, frac_shift, boundaries, coarse)
             if ti < 0:
-                return _ERR_MEAN
+                return ERR_MEAN
         else:
             ti = np.int64(idx[g * istride])
             fbase = np.int64(0)
         if ti < 0 or ti >= ntables:
-            return _ERR_INDEX
+            return ERR_INDEX
         if ti != t:
             t = ti
             off = np.int64(offsets[t])
@@ -373,13 +361,13 @@ def _decode_chunk(words, pos, end, a, n, idx, istride, family, means, scales, sb
                 return v
             out[g] = v + fbase
     if pos > end:
-        return _ERR_SHORT
+        return ERR_SHORT
     if pos != end:
-        return _ERR_END
+        return ERR_END
     for j in range(lanes):
         if state[j] != STATE_LOW:
-            return _ERR_END
-    return _NO_ERROR
+            return ERR_END
+    return NO_ERROR
 
 
 @cuda.jit
@@ -407,7 +395,7 @@ def _decode_kernel(words, wbounds, bounds, idx, istride, family, means, scales, 
     for j in range(lanes):
         hi = np.int64(words[a + 2 * j + 1])
         if hi >= (1 << 31):  # a u64 state >= 2**63 cannot come from an encoder
-            errors[c] = _ERR_END
+            errors[c] = ERR_END
             return
         state[j] = np.int64(words[a + 2 * j]) | (hi << 32)
     s0 = bounds[c]
@@ -426,8 +414,9 @@ def _decode_kernel(words, wbounds, bounds, idx, istride, family, means, scales, 
 # ------------------------------------------------------------------------------------------ host side
 
 @functools.lru_cache(maxsize=1)
-def _reciprocal_by_freq() -> tuple[np.ndarray, np.ndarray]:
-    """``(m, s)`` for every frequency ``0 .. 2**16`` (see the module docstring; index 0 unused)."""
+def reciprocals() -> tuple[np.ndarray, np.ndarray]:
+    """The device's ``x div f`` as ``mulhi64(x, m[f]) >> s[f]`` (plus one correction step), for every
+    frequency ``f`` in ``0 .. 2**16`` (see the module docstring; index 0 unused)."""
     m = np.zeros(65537, dtype=np.uint64)
     s = np.zeros(65537, dtype=np.uint8)
     m[1] = (1 << 64) - 1
@@ -436,12 +425,6 @@ def _reciprocal_by_freq() -> tuple[np.ndarray, np.ndarray]:
         m[f] = -(-(1 << (63 + lg)) // f)
         s[f] = lg - 1
     return m, s
-
-
-def reciprocal(freq: int) -> tuple[int, int]:
-    """The device's ``(multiplier, shift)`` for ``x div freq`` (exposed for tests)."""
-    m, s = _reciprocal_by_freq()
-    return int(m[freq]), int(s[freq])
 
 
 class _DeviceTables:
@@ -455,7 +438,7 @@ class _DeviceTables:
         self.sizes = cuda.to_device(np.ascontiguousarray(tables.sizes))
         self.packed = cuda.to_device(np.ascontiguousarray(tables.packed))
         self.npacked = len(tables.packed)
-        m, s = _reciprocal_by_freq()
+        m, s = reciprocals()
         freqs = tables.freqs.astype(np.int64)
         self.rcpm = cuda.to_device(np.ascontiguousarray(m[freqs]))
         self.rcps = cuda.to_device(np.ascontiguousarray(s[freqs]))
@@ -495,36 +478,6 @@ def _device_tables(tables: Tables) -> _DeviceTables:
     return dt
 
 
-def _check_lanes(lanes: int) -> None:
-    if not (1 <= lanes <= MAX_LANES):
-        raise NctkError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
-
-
-def _require_device() -> None:
-    ok, why = available()
-    if not ok:
-        raise NctkError(f"CUDA backend unavailable: {why}")
-
-
-def _plain(a):
-    """Torch tensors without autograd (their array interfaces refuse tensors that require grad)."""
-    return a.detach() if type(a).__module__.startswith("torch") else a
-
-
-def is_device_array(a) -> bool:
-    """True for numba device arrays, torch CUDA tensors, CuPy arrays (and the simulator's arrays)."""
-    if SIMULATOR:
-        return hasattr(a, "copy_to_host") and not isinstance(a, np.ndarray)
-    return hasattr(_plain(a), "__cuda_array_interface__")
-
-
-def as_device(a):
-    """A numba device view of a CUDA array (no copy)."""
-    if SIMULATOR:
-        return a
-    return cuda.as_cuda_array(_plain(a))
-
-
 def _flat_device(a, what: str):
     d = as_device(a)
     if d.ndim != 1:
@@ -534,65 +487,25 @@ def _flat_device(a, what: str):
     return d
 
 
-_DEVICE_INTS = {np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32)}
-
-
 def _int_input(a, what: str):
     """A 1-D integer array on the device: device inputs in place, host inputs copied once."""
-    if is_device_array(a):
-        d = _flat_device(a, what)
-        dt = np.dtype(d.dtype)
-        if dt.kind == "b":
-            return d.view(np.uint8)
-        if dt not in _DEVICE_INTS:
-            raise NctkError(f"{what} must be integers of at most 32 bits or int64, got dtype {dt}")
-        return d
-    h = np.asarray(_plain(a))
-    if h.size == 0:
-        return cuda.to_device(np.zeros(0, dtype=np.int64))
-    h = h.reshape(-1)
-    if h.dtype.kind == "b":
-        h = h.view(np.uint8)
-    if h.dtype.kind not in "iu":
-        raise NctkError(f"{what} must be integers, got dtype {h.dtype}")
-    if h.dtype not in _DEVICE_INTS:  # uint64, non-native byte order
-        if h.dtype.kind == "u" and h.max() >= 1 << 63:
-            raise NctkError(f"{what} must fit in int32")
-        h = h.astype(np.int64)
-    return cuda.to_device(np.ascontiguousarray(h))
+    if not is_device_array(a):
+        return cuda.to_device(int_array(plain(a), what))
+    d = _flat_device(a, what)
+    dt = np.dtype(d.dtype)
+    if dt.kind == "b":
+        return d.view(np.uint8)
+    if dt not in KERNEL_INTS:
+        raise NctkError(f"{what} must be integers of at most 32 bits or int64, got dtype {dt}")
+    return d
 
 
 def _index_input(indexes, count: int, tables: Tables):
-    """``(device array, stride)``: a scalar (or None) is one element with stride 0 (checked here)."""
-    if indexes is None or (not is_device_array(indexes) and np.ndim(indexes) == 0):
-        t = 0 if indexes is None else int(indexes)
-        if not 0 <= t < len(tables):
-            raise NctkError(f"table index out of range [0, {len(tables)})")
-        return cuda.to_device(np.array([t], dtype=np.int64)), 0
-    idx = _int_input(indexes, "table indexes")
-    if idx.shape[0] != count:
-        raise NctkError(f"{idx.shape[0]} table indexes for {count} symbols")
-    if count == 0:
-        return cuda.to_device(np.zeros(1, np.int64)), 0
-    return idx, 1
-
-
-def _chunk_bounds(n: int, chunk_size: int) -> np.ndarray:
-    if chunk_size < 1:
-        raise NctkError("chunk_size must be positive")
-    b = np.arange(0, n, chunk_size, dtype=np.int64)
-    return np.append(b, n) if n else np.array([0, 0], dtype=np.int64)
-
-
-def _counts_bounds(counts, nchunks: int) -> np.ndarray:
-    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
-    if len(counts) != nchunks or (len(counts) and counts.min() < 0):
-        raise NctkError("need one non-negative count per chunk")
-    return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-
-
-def _grid(n: int, tpb: int) -> int:
-    return max(1, -(-n // tpb))
+    """:func:`rans_host.index_arg` on the device (a device array is never a scalar)."""
+    if is_device_array(indexes):
+        indexes = _flat_device(indexes, "table indexes")
+    idx, stride = index_arg(indexes, count, len(tables), _int_input)
+    return (idx if is_device_array(idx) else cuda.to_device(idx)), stride
 
 
 _NO_FAMILY = None
@@ -618,10 +531,10 @@ def _f64_input(a, n: int, what: str):
         if np.dtype(d.dtype) != np.float64 or not d.is_c_contiguous():
             out = cuda.device_array(d.shape[0], dtype=np.float64)
             if d.shape[0]:
-                _to_f64_kernel[_grid(d.shape[0], 256), 256](d, out)
+                _to_f64_kernel[grid(d.shape[0], 256), 256](d, out)
             d = out
     else:
-        d = cuda.to_device(np.ascontiguousarray(np.reshape(np.asarray(_plain(a)), -1), dtype=np.float64))
+        d = cuda.to_device(np.ascontiguousarray(np.reshape(np.asarray(plain(a)), -1), dtype=np.float64))
     if d.shape[0] != n:
         raise NctkError(f"need one mean and one scale per symbol ({n}), got {d.shape[0]} {what}")
     return d
@@ -630,11 +543,8 @@ def _f64_input(a, n: int, what: str):
 def _family_input(family: ParametricFamily, means, scales, n: int) -> tuple:
     mu = _f64_input(means, n, "means")
     sigma = _f64_input(scales, n, "scales")
-    if n:
-        flag = cuda.to_device(np.zeros(1, np.int64))
-        _check_means_kernel[_grid(min(n, 1 << 16), 256), 256](mu, flag)
-        if flag.copy_to_host()[0]:
-            raise NctkError(_ERRORS[_ERR_MEAN])
+    if n and any_outside(mu, 2.0**30):  # rans_numba checks the means before coding too
+        raise NctkError(MEANS_ERROR)
     consts = _DEVICE_FAMILIES.get(family)
     if consts is None:
         consts = (cuda.to_device(np.ascontiguousarray(family.boundaries, dtype=np.float64)),
@@ -652,7 +562,7 @@ def _encode_device(sym, idx, istride: int, tables: Tables, bounds: np.ndarray, l
     sizes = np.diff(bounds)
     d_bounds = cuda.to_device(bounds)
     first = cuda.device_array(nchunks, dtype=np.int64)
-    slack = sizes // 64 + 16  # room for escapes; a chunk with more is redone with the exact worst case
+    slack = escape_slack(sizes)
     if sym.shape[0] == 0:  # typed placeholder; no symbol is read
         sym = cuda.to_device(np.zeros(1, np.int64))
     while True:
@@ -660,16 +570,13 @@ def _encode_device(sym, idx, istride: int, tables: Tables, bounds: np.ndarray, l
         caps[1:] = np.cumsum(sizes + 2 * lanes + slack + 1)
         d_caps = cuda.to_device(caps)
         buf = cuda.device_array(int(caps[-1]), dtype=np.uint32)
-        _encode_kernel[_grid(nchunks, _TPB), _TPB](sym, idx, istride, *fam, d_bounds, d_caps, dt.starts, dt.offsets,
-                                                   dt.sizes, dt.packed, dt.rcpm, dt.rcps, dt.precision, lanes, buf,
-                                                   first)
+        _encode_kernel[grid(nchunks, _TPB), _TPB](sym, idx, istride, *fam, d_bounds, d_caps, dt.starts, dt.offsets,
+                                                  dt.sizes, dt.packed, dt.rcpm, dt.rcps, dt.precision, lanes, buf,
+                                                  first)
         h_first = first.copy_to_host()
-        bad = h_first[h_first < 0]
-        if len(bad) and bad.min() < _ENC_OVERFLOW:
-            raise NctkError(f"{_ENC_ERRORS[int(bad.min())]} (table set of {len(tables)} tables)")
-        if not len(bad):
+        slack = next_slack(h_first, sizes, slack, len(tables))
+        if slack is None:
             break
-        slack = np.where(h_first == _ENC_OVERFLOW, 5 * sizes + 16, slack)
     lens = caps[1:] - h_first
     offs = np.zeros(nchunks + 1, dtype=np.int64)
     offs[1:] = np.cumsum(lens)
@@ -678,7 +585,8 @@ def _encode_device(sym, idx, istride: int, tables: Tables, bounds: np.ndarray, l
     return out, offs
 
 
-def _streams_bytes(out, offs: np.ndarray) -> list[bytes]:
+def streams_bytes(out, offs: np.ndarray) -> list[bytes]:
+    """The streams of :func:`encode_chunks_device`'s ``(words, offsets)`` as host bytes."""
     raw = out.copy_to_host().astype("<u4", copy=False)
     return [raw[offs[c]: offs[c + 1]].tobytes() for c in range(len(offs) - 1)]
 
@@ -687,19 +595,19 @@ def encode_chunks_device(symbols, indexes, tables: Table | Tables, *, chunk_size
                          lanes: int = DEFAULT_LANES) -> tuple:
     """Like :func:`encode_chunks`, but the streams stay on the device: ``(u32 device array, offsets)``
     where chunk ``c`` is words ``offsets[c]:offsets[c+1]`` (the same bytes, little-endian)."""
-    _require_device()
+    require_device()
     tables = Tables.of(tables)
-    _check_lanes(lanes)
+    check_lanes(lanes)
     sym = _int_input(symbols, "symbols")
     idx, istride = _index_input(indexes, sym.shape[0], tables)
-    return _encode_device(sym, idx, istride, tables, _chunk_bounds(sym.shape[0], chunk_size), lanes, _no_family())
+    return _encode_device(sym, idx, istride, tables, chunk_bounds(sym.shape[0], chunk_size), lanes, _no_family())
 
 
 def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int,
                   lanes: int = DEFAULT_LANES) -> list[bytes]:
     """Split into chunks of ``chunk_size`` symbols and code each as an independent stream (same bytes as
     :func:`entropy.rans_numba.encode_chunks`)."""
-    return _streams_bytes(*encode_chunks_device(symbols, indexes, tables, chunk_size=chunk_size, lanes=lanes))
+    return streams_bytes(*encode_chunks_device(symbols, indexes, tables, chunk_size=chunk_size, lanes=lanes))
 
 
 def encode(symbols, indexes, tables: Table | Tables, *, lanes: int = DEFAULT_LANES) -> bytes:
@@ -709,14 +617,9 @@ def encode(symbols, indexes, tables: Table | Tables, *, lanes: int = DEFAULT_LAN
 
 
 def _words_input(chunks, lanes: int) -> tuple:
-    """All streams as one device u32 array plus each stream's word bounds (host and device)."""
-    lens = np.array([memoryview(c).nbytes for c in chunks], dtype=np.int64)
-    for c, n in enumerate(lens):
-        if n < 8 * lanes or (n - 8 * lanes) % 4:
-            raise FormatError(f"rANS stream {c} of {n} bytes cannot hold {lanes} lanes")
-    raw = b"".join(memoryview(c).cast("B") for c in chunks)
-    words = np.frombuffer(raw, dtype="<u4").astype(np.uint32, copy=False)
-    wbounds = np.concatenate(([0], np.cumsum(lens // 4))).astype(np.int64)
+    """All streams as one device u32 array plus each stream's word bounds, on the device."""
+    words, wbounds = stream_words(chunks, lanes)
+    words = words.astype(np.uint32, copy=False)
     if len(words) == 0:
         words = np.zeros(1, np.uint32)
     return cuda.to_device(words), cuda.to_device(wbounds)
@@ -733,26 +636,20 @@ def _decode_device(chunks, idx, istride: int, tables: Tables, bounds: np.ndarray
     words, wbounds = _words_input(chunks, lanes)
     lut, lut_bits, nsp, nsl, shared_bytes = dt.decode_plan()
     errors = cuda.device_array(nchunks, dtype=np.int64)
-    _decode_kernel[_grid(nchunks, _TPB), _TPB, 0, shared_bytes](
+    _decode_kernel[grid(nchunks, _TPB), _TPB, 0, shared_bytes](
         words, wbounds, cuda.to_device(bounds), idx, istride, *fam, dt.starts, dt.offsets, dt.sizes, dt.packed,
         lut, lut_bits, dt.precision, lanes, nsp, nsl, out, errors)
-    errs = errors.copy_to_host()
-    bad = np.flatnonzero(errs)
-    if len(bad):
-        err = int(errs[bad[0]])
-        if err == _ERR_MEAN:
-            raise NctkError(_ERRORS[err])
-        raise CorruptStreamError(f"chunk {bad[0]}: {_ERRORS[err]}")
+    check_decode_errors(errors.copy_to_host())
     return out[:total]
 
 
 def decode_chunks_device(chunks: list[bytes | memoryview], indexes, tables: Table | Tables,
                          counts: list[int] | np.ndarray, *, lanes: int = DEFAULT_LANES):
     """Like :func:`decode_chunks`, but the int32 symbols stay on the device (a numba device array)."""
-    _require_device()
+    require_device()
     tables = Tables.of(tables)
-    _check_lanes(lanes)
-    bounds = _counts_bounds(counts, len(chunks))
+    check_lanes(lanes)
+    bounds = counts_bounds(counts, len(chunks))
     idx, istride = _index_input(indexes, int(bounds[-1]), tables)
     return _decode_device(chunks, idx, istride, tables, bounds, lanes, _no_family(), np.int32)
 
@@ -777,22 +674,22 @@ def encode_family(symbols, means, scales, family: ParametricFamily, *, chunk_siz
                   lanes: int = DEFAULT_LANES) -> list[bytes]:
     """Code integer ``symbols`` under per-symbol (mean, scale): same bytes as
     :func:`entropy.rans_numba.encode_family`."""
-    _require_device()
-    _check_lanes(lanes)
+    require_device()
+    check_lanes(lanes)
     sym = _int_input(symbols, "symbols")
     n = sym.shape[0]
     fam = _family_input(family, means, scales, n)
     idx = cuda.to_device(np.zeros(1, np.int64))
-    out, offs = _encode_device(sym, idx, 0, family.tables, _chunk_bounds(n, chunk_size), lanes, fam)
-    return _streams_bytes(out, offs)
+    out, offs = _encode_device(sym, idx, 0, family.tables, chunk_bounds(n, chunk_size), lanes, fam)
+    return streams_bytes(out, offs)
 
 
 def decode_family(chunks: list[bytes | memoryview], means, scales, family: ParametricFamily,
                   counts: list[int] | np.ndarray, *, lanes: int = DEFAULT_LANES) -> np.ndarray:
     """Inverse of :func:`encode_family`; int64 symbols (as rans_numba)."""
-    _require_device()
-    _check_lanes(lanes)
-    bounds = _counts_bounds(counts, len(chunks))
+    require_device()
+    check_lanes(lanes)
+    bounds = counts_bounds(counts, len(chunks))
     fam = _family_input(family, means, scales, int(bounds[-1]))
     idx = cuda.to_device(np.zeros(1, np.int64))
     return _decode_device(chunks, idx, 0, family.tables, bounds, lanes, fam, np.int64).copy_to_host()

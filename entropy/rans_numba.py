@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from nctk.entropy.errors import CorruptStreamError, FormatError, NctkError
+from nctk.entropy.errors import NctkError
 from nctk.entropy.jit import njit, prange
-from nctk.entropy.rans_ref import DEFAULT_LANES, ESCAPE_LENGTH_BITS, MAX_LANES, STATE_LOW
+from nctk.entropy.rans_host import (
+    ENC_BAD_INDEX,
+    ENC_BAD_MEAN,
+    ENC_BAD_SYMBOL,
+    ENC_OVERFLOW,
+    ERR_END,
+    ERR_ESCAPE,
+    ERR_INDEX,
+    ERR_MEAN,
+    ERR_SHORT,
+    ESCAPE_WORDS,
+    NO_ERROR,
+    check_decode_errors,
+    chunk_bounds,
+    counts_bounds,
+    escape_slack,
+    index_arg,
+    int_array,
+    next_slack,
+    stream_words,
+)
+from nctk.entropy.rans_ref import DEFAULT_LANES, ESCAPE_LENGTH_BITS, STATE_LOW, check_lanes
 from nctk.entropy.tables import ParametricFamily, Table, Tables
-
-_NO_ERROR, _ERR_SHORT, _ERR_END, _ERR_ESCAPE, _ERR_INDEX, _ERR_MEAN = 0, 1, 2, 3, 4, 5
-_ERRORS = {
-    _ERR_SHORT: "rANS stream ended early",
-    _ERR_END: "rANS stream failed its end check (corrupted or wrong tables)",
-    _ERR_ESCAPE: "escape out of range",
-    _ERR_INDEX: "table index out of range",
-    _ERR_MEAN: "means must be finite and below 2**30 in magnitude",
-}
-
 
 # ----------------------------------------------------------------------------------------- encode
 # Tables reach the kernels as ``packed[e] = cdf | (freq - 1) << 16`` (one load per symbol) and
@@ -85,12 +96,10 @@ def _put_escape(state, lane, v, off, size, buf, pos):
     return _put_raw(state, lane, k, ESCAPE_LENGTH_BITS, buf, pos)
 
 
-_ENC_OVERFLOW, _ENC_BAD_INDEX, _ENC_BAD_SYMBOL, _ENC_BAD_MEAN = -1, -2, -3, -4
-_ENC_ERRORS = {_ENC_BAD_INDEX: "table index out of range", _ENC_BAD_SYMBOL: "symbols must fit in int32",
-               _ENC_BAD_MEAN: "means must be finite and below 2**30 in magnitude"}
 _NONE_F = np.zeros(0, dtype=np.float64)
 _NONE_I = np.zeros(0, dtype=np.int64)
 _NONE_I32 = np.zeros(0, dtype=np.int32)
+_NO_FAMILY = (False, _NONE_F, _NONE_F, _NONE_I, 1, _NONE_F, _NONE_I32)  # the kernels' family arguments, unused
 
 
 @njit(cache=True)
@@ -100,9 +109,9 @@ def _escape(state, lane, v, off, size, buf, pos, floor):
     ``floor``: the lowest position this escape, its symbol's entry and every symbol still to come
     (one word each) may reach. Returns the new position, or a negative error code."""
     if v < -(1 << 31) or v >= (1 << 31):
-        return _ENC_BAD_SYMBOL
-    if pos - 5 < floor:  # up to 4 raw-bit words + the escape entry's word
-        return _ENC_OVERFLOW
+        return ENC_BAD_SYMBOL
+    if pos - ESCAPE_WORDS < floor:
+        return ENC_OVERFLOW
     return _put_escape(state, lane, v, off, size, buf, pos)
 
 
@@ -195,7 +204,7 @@ def _encode_chunk(sym, idx, istride, starts, offsets, sizes, packed, rcp, prec, 
     ntables = len(offsets)
     t = np.int64(idx[0])
     if t < 0 or t >= ntables:
-        return _ENC_BAD_INDEX
+        return ENC_BAD_INDEX
     off, size, base = offsets[t], sizes[t], starts[t]
     if istride == 0:  # one table: its parameters hoisted; with 4 lanes the bulk runs in registers
         groups = n // 4 if lanes == 4 else 0
@@ -206,7 +215,7 @@ def _encode_chunk(sym, idx, istride, starts, offsets, sizes, packed, rcp, prec, 
         for i in range(n - 1, -1, -1):
             t = np.int64(idx[i])
             if t < 0 or t >= ntables:
-                return _ENC_BAD_INDEX
+                return ENC_BAD_INDEX
             off, size = offsets[t], sizes[t]
             v = np.int64(sym[i])
             s = v - off
@@ -248,7 +257,7 @@ def _encode_chunks(sym, idx, istride, bounds, family, fam_means, fam_scales, fam
             rel = np.empty(b - a, dtype=np.int64)
             if not _family_fill(sym[a:b], fam_means[a:b], fam_scales[a:b], fam_bits[a:b], n_frac, boundaries,
                                 coarse, fidx, rel):
-                first[c] = _ENC_BAD_MEAN
+                first[c] = ENC_BAD_MEAN
                 continue
             pos = _encode_chunk(rel, fidx, 1, starts, offsets, sizes, packed, rcp, prec, lanes, buf,
                                 caps[c + 1], state, floor)
@@ -264,66 +273,18 @@ def _encode_chunks(sym, idx, istride, bounds, family, fam_means, fam_scales, fam
     return buf, first, caps
 
 
-def _chunk_bounds(n: int, chunk_size: int) -> np.ndarray:
-    if chunk_size < 1:
-        raise NctkError("chunk_size must be positive")
-    b = np.arange(0, n, chunk_size, dtype=np.int64)
-    return np.append(b, n) if n else np.array([0, 0], dtype=np.int64)
-
-
-_KERNEL_INTS = {np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32)}
-
-
-def _kernel_ints(a, what: str) -> np.ndarray:
-    """A 1-D native integer array the kernels take as is (no copy for the common dtypes)."""
-    a = np.asarray(a)
-    if a.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    a = a.reshape(-1)
-    if a.dtype.kind == "b":
-        return a.view(np.uint8)
-    if a.dtype.kind not in "iu":
-        raise NctkError(f"{what} must be integers, got dtype {a.dtype}")
-    if a.dtype not in _KERNEL_INTS:  # uint64, non-native byte order
-        if a.dtype.kind == "u" and a.max() >= 1 << 63:
-            raise NctkError(f"{what} must fit in int32")
-        a = a.astype(np.int64)
-    return np.ascontiguousarray(a)
-
-
-def _index_arg(indexes, count: int, tables: Tables) -> tuple[np.ndarray, int]:
-    """``(array, stride)``: a scalar (or None) becomes one element with stride 0."""
-    if indexes is None or np.ndim(indexes) == 0:
-        t = 0 if indexes is None else int(indexes)
-        if not 0 <= t < len(tables):
-            raise NctkError(f"table index out of range [0, {len(tables)})")
-        return np.array([t], dtype=np.int64), 0
-    idx = _kernel_ints(indexes, "table indexes")
-    if len(idx) != count:
-        raise NctkError(f"{len(idx)} table indexes for {count} symbols")
-    return (idx, 1) if count else (np.zeros(1, np.int64), 0)
-
-
-def _check_lanes(lanes: int) -> None:
-    if not (1 <= lanes <= MAX_LANES):
-        raise NctkError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
-
-
 def _encode_bounded(sym, idx, istride: int, tables: Tables, bounds, lanes: int,
                     family: tuple | None = None) -> list[bytes]:
     """Run the chunk kernel, retrying chunks that had more escapes than their slack allowed."""
-    fam = (True, *family) if family else (False, _NONE_F, _NONE_F, _NONE_I, 1, _NONE_F, _NONE_I32)
+    fam = (True, *family) if family else _NO_FAMILY
     sizes = np.diff(bounds)
-    slack = sizes // 64 + 16  # room for escapes; a chunk with more is redone with the exact worst case
+    slack = escape_slack(sizes)
     while True:
         buf, first, caps = _encode_chunks(sym, idx, istride, bounds, *fam, tables.starts, tables.offsets,
                                           tables.sizes, tables.packed, tables.rcp, tables.precision, lanes, slack)
-        bad = first[first < 0]
-        if len(bad) and bad.min() < _ENC_OVERFLOW:
-            raise NctkError(f"{_ENC_ERRORS[int(bad.min())]} (table set of {len(tables)} tables)")
-        if not len(bad):
+        slack = next_slack(first, sizes, slack, len(tables))
+        if slack is None:
             break
-        slack = np.where(first == _ENC_OVERFLOW, 5 * sizes + 16, slack)
     raw = buf.astype("<u4", copy=False)
     return [raw[first[c] : caps[c + 1]].tobytes() for c in range(len(first))]
 
@@ -332,10 +293,10 @@ def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int,
                   lanes: int = DEFAULT_LANES) -> list[bytes]:
     """Split into chunks of ``chunk_size`` symbols and code each as an independent stream."""
     tables = Tables.of(tables)
-    _check_lanes(lanes)
-    sym = _kernel_ints(symbols, "symbols")
-    idx, istride = _index_arg(indexes, len(sym), tables)
-    return _encode_bounded(sym, idx, istride, tables, _chunk_bounds(len(sym), chunk_size), lanes)
+    check_lanes(lanes)
+    sym = int_array(symbols, "symbols")
+    idx, istride = index_arg(indexes, len(sym), len(tables))
+    return _encode_bounded(sym, idx, istride, tables, chunk_bounds(len(sym), chunk_size), lanes)
 
 
 def encode(symbols, indexes, tables: Table | Tables, *, lanes: int = DEFAULT_LANES) -> bytes:
@@ -366,9 +327,9 @@ def _get_escape(state, lane, words, pos, end, off, size):
     """Out-of-line: the raw bits after an escape entry; returns (value, pos) or (error code, -1)."""
     k, pos = _get_raw(state, lane, ESCAPE_LENGTH_BITS, words, pos, end)
     if pos < 0:
-        return _ERR_SHORT, -1
+        return ERR_SHORT, -1
     if k > 34:
-        return _ERR_ESCAPE, -1
+        return ERR_ESCAPE, -1
     nbits = k - 1 if k > 0 else 0
     u = (np.int64(1) << (k - 1)) if k > 0 else np.int64(0)
     sh = 0
@@ -376,13 +337,13 @@ def _get_escape(state, lane, words, pos, end, off, size):
         b = min(16, nbits)
         piece, pos = _get_raw(state, lane, b, words, pos, end)
         if pos < 0:
-            return _ERR_SHORT, -1
+            return ERR_SHORT, -1
         u |= piece << sh
         sh += b
         nbits -= b
     v = off + size + (u >> 1) if u % 2 == 0 else off - 1 - (u >> 1)
     if v < -(1 << 31) or v >= (1 << 31):
-        return _ERR_ESCAPE, -1
+        return ERR_ESCAPE, -1
     return v, pos
 
 
@@ -401,7 +362,7 @@ def _decode_chunk(words, pos, end, idx, istride, starts, offsets, sizes, packed,
     ntables = len(offsets)
     t = np.int64(idx[0]) if len(out) else np.int64(0)  # an empty chunk: only the end check below
     if t < 0 or t >= ntables:
-        return _ERR_INDEX
+        return ERR_INDEX
     base, size, off = starts[t], sizes[t], offsets[t]
     if len(out) == 0:
         pass
@@ -434,7 +395,7 @@ def _decode_chunk(words, pos, end, idx, istride, starts, offsets, sizes, packed,
             lane = lane + 1 if lane < lanes - 1 else 0
             t = np.int64(idx[i])
             if t < 0 or t >= ntables:
-                return _ERR_INDEX
+                return ERR_INDEX
             base, size = starts[t], sizes[t]
             x = state[lane]
             slot = x & mask
@@ -457,13 +418,13 @@ def _decode_chunk(words, pos, end, idx, istride, starts, offsets, sizes, packed,
                     return v
                 out[i] = v
     if pos > end:
-        return _ERR_SHORT
+        return ERR_SHORT
     if pos != end:
-        return _ERR_END
+        return ERR_END
     for j in range(lanes):
         if state[j] != STATE_LOW:
-            return _ERR_END
-    return _NO_ERROR
+            return ERR_END
+    return NO_ERROR
 
 
 @njit(parallel=True, cache=True)
@@ -481,7 +442,7 @@ def _decode_chunks(words, wbounds, bounds, idx, istride, family, fam_means, fam_
         for j in range(lanes):
             state[j] = np.int64(words[a + 2 * j]) | (np.int64(words[a + 2 * j + 1]) << 32)
             if state[j] < 0:  # a u64 state >= 2**63 cannot come from an encoder
-                errors[c] = _ERR_END
+                errors[c] = ERR_END
         if errors[c] != 0:
             continue
         s0, s1 = bounds[c], bounds[c + 1]
@@ -490,7 +451,7 @@ def _decode_chunks(words, wbounds, bounds, idx, istride, family, fam_means, fam_
             base = np.empty(s1 - s0, dtype=np.int64)
             if not _family_fill(_NONE_I, fam_means[s0:s1], fam_scales[s0:s1], fam_bits[s0:s1], n_frac,
                                 boundaries, coarse, fidx, base):
-                errors[c] = _ERR_MEAN
+                errors[c] = ERR_MEAN
                 continue
             errors[c] = _decode_chunk(words, a + 2 * lanes, wbounds[c + 1], fidx, 1, starts, offsets, sizes,
                                       packed, lut, lut_bits, prec, lanes, state, out[s0:s1])
@@ -503,49 +464,25 @@ def _decode_chunks(words, wbounds, bounds, idx, istride, family, fam_means, fam_
     return errors
 
 
-def _words_of(chunks: list[bytes | memoryview], lanes: int) -> tuple[np.ndarray, np.ndarray]:
-    """All streams as one little-endian u32 array plus each stream's word bounds (zero-copy for one)."""
-    lens = np.array([memoryview(c).nbytes for c in chunks], dtype=np.int64)
-    for c, n in enumerate(lens):
-        if n < 8 * lanes or (n - 8 * lanes) % 4:
-            raise FormatError(f"rANS stream {c} of {n} bytes cannot hold {lanes} lanes")
-    raw = chunks[0] if len(chunks) == 1 else b"".join(memoryview(c).cast("B") for c in chunks)
-    words = np.frombuffer(raw, dtype="<u4")
-    wbounds = np.concatenate(([0], np.cumsum(lens // 4))).astype(np.int64)
-    return words, wbounds
-
-
 def _decode_bounded(chunks, idx, istride: int, tables: Tables, bounds, lanes: int,
                     family: tuple | None = None) -> np.ndarray:
-    _check_lanes(lanes)
-    words, wbounds = _words_of(chunks, lanes) if len(chunks) else (np.empty(0, "<u4"), np.zeros(1, np.int64))
+    check_lanes(lanes)
+    words, wbounds = stream_words(chunks, lanes) if len(chunks) else (np.empty(0, "<u4"), np.zeros(1, np.int64))
     lut, lut_bits = tables.lookup()
-    fam = (True, *family) if family else (False, _NONE_F, _NONE_F, _NONE_I, 1, _NONE_F, _NONE_I32)
+    fam = (True, *family) if family else _NO_FAMILY
     out = np.empty(int(bounds[-1]), dtype=np.int64 if family else np.int32)
     errors = _decode_chunks(words, wbounds, bounds, idx, istride, *fam, tables.starts, tables.offsets,
                             tables.sizes, tables.packed, lut, lut_bits, tables.precision, lanes, out)
-    bad = np.flatnonzero(errors)
-    if len(bad):
-        err = int(errors[bad[0]])
-        if err == _ERR_MEAN:
-            raise NctkError(_ERRORS[err])
-        raise CorruptStreamError(f"chunk {bad[0]}: {_ERRORS[err]}")
+    check_decode_errors(errors)
     return out
-
-
-def _counts_bounds(counts, nchunks: int) -> np.ndarray:
-    counts = np.asarray(counts, dtype=np.int64).reshape(-1)
-    if len(counts) != nchunks or (len(counts) and counts.min() < 0):
-        raise NctkError("need one non-negative count per chunk")
-    return np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
 
 
 def decode_chunks(chunks: list[bytes | memoryview], indexes, tables: Table | Tables,
                   counts: list[int] | np.ndarray, *, lanes: int = DEFAULT_LANES) -> np.ndarray:
     """Decode independent streams; ``counts[c]`` symbols from ``chunks[c]``; one int32 array."""
     tables = Tables.of(tables)
-    bounds = _counts_bounds(counts, len(chunks))
-    idx, istride = _index_arg(indexes, int(bounds[-1]), tables)
+    bounds = counts_bounds(counts, len(chunks))
+    idx, istride = index_arg(indexes, int(bounds[-1]), len(tables))
     return _decode_bounded(chunks, idx, istride, tables, bounds, lanes)
 
 
@@ -606,17 +543,17 @@ def _family_args(family: ParametricFamily, means, scales, n: int) -> tuple:
 def encode_family(symbols, means, scales, family: ParametricFamily, *, chunk_size: int,
                   lanes: int = DEFAULT_LANES) -> list[bytes]:
     """Code integer ``symbols`` under per-symbol (mean, scale): the fused form of
-    ``rans.encode(symbols - base, idx, family.tables)`` with ``idx, base = family.index(means, scales)``
+    ``rans_ref.encode(symbols - base, idx, family.tables)`` with ``idx, base = family.index(means, scales)``
     (symbols minus their base must fit in int32)."""
-    _check_lanes(lanes)
-    sym = _kernel_ints(symbols, "symbols")
+    check_lanes(lanes)
+    sym = int_array(symbols, "symbols")
     fam = _family_args(family, means, scales, len(sym))
-    return _encode_bounded(sym, _NONE_I, 1, family.tables, _chunk_bounds(len(sym), chunk_size), lanes, fam)
+    return _encode_bounded(sym, _NONE_I, 1, family.tables, chunk_bounds(len(sym), chunk_size), lanes, fam)
 
 
 def decode_family(chunks: list[bytes | memoryview], means, scales, family: ParametricFamily,
                   counts: list[int] | np.ndarray, *, lanes: int = DEFAULT_LANES) -> np.ndarray:
     """Inverse of :func:`encode_family`; int64 symbols."""
-    bounds = _counts_bounds(counts, len(chunks))
+    bounds = counts_bounds(counts, len(chunks))
     fam = _family_args(family, means, scales, int(bounds[-1]))
     return _decode_bounded(chunks, _NONE_I, 1, family.tables, bounds, lanes, fam)

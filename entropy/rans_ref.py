@@ -29,15 +29,20 @@ STATE_LOW = 1 << 31  # lower bound L of the state interval [L, 2**63)
 WORD_BITS = 32
 PIECE_BITS = 16  # raw escape bits travel in pieces of at most this many bits
 ESCAPE_LENGTH_BITS = 6
-MAX_LANES = 256
+MAX_LANES = 256  # the one definition: codec headers are validated against it too
 DEFAULT_LANES = 4
+
+
+def check_lanes(lanes: int) -> None:
+    """Raise unless ``1 <= lanes <= MAX_LANES``."""
+    if not (1 <= lanes <= MAX_LANES):
+        raise NctkError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
 
 
 def check_inputs(symbols, indexes, tables, lanes: int) -> tuple[np.ndarray, np.ndarray, Tables]:
     """Normalise encode inputs: int64 symbols in int32 range, one int64 table index per symbol."""
     tables = Tables.of(tables)
-    if not (1 <= lanes <= MAX_LANES):
-        raise NctkError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
+    check_lanes(lanes)
     sym = np.asarray(symbols)
     if sym.ndim != 1:
         sym = sym.reshape(-1)
@@ -130,8 +135,7 @@ def decode(data: bytes | memoryview, indexes, tables: Table | Tables, count: int
             raise NctkError("count is required when indexes is a scalar")
         count = len(np.reshape(indexes, -1))
     idx = check_indexes(indexes, count, tables)
-    if not (1 <= lanes <= MAX_LANES):
-        raise NctkError(f"lanes must be in [1, {MAX_LANES}], got {lanes}")
+    check_lanes(lanes)
     data = bytes(data)
     if len(data) < 8 * lanes or (len(data) - 8 * lanes) % 4:
         raise FormatError(f"rANS stream of {len(data)} bytes cannot hold {lanes} lanes")

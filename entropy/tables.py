@@ -49,10 +49,6 @@ class Table:
         """Number of regular (non-escape) symbols."""
         return len(self.freqs) - 1
 
-    def probabilities(self) -> np.ndarray:
-        """The coding probabilities (escape last), as float64."""
-        return self.freqs / float(1 << self.precision)
-
 
 def _check_table(precision: int, offset: int, freqs: np.ndarray) -> None:
     if not (PRECISION_MIN <= precision <= PRECISION_MAX):
@@ -118,11 +114,6 @@ def categorical(probs: np.ndarray, offset: int = 0, precision: int = 16,
                 escape_prob: float = 0.0) -> Table:
     """A table from a probability vector over ``offset..offset+len(probs)-1`` (escape last)."""
     return from_counts(probs, offset, precision, escape_prob)
-
-
-def uniform(size: int, offset: int = 0, precision: int = 16) -> Table:
-    """A near-uniform table over ``size`` symbols."""
-    return from_counts(np.ones(size), offset, precision)
 
 
 class Tables:

@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from nctk.entropy import coder, rans_numba, rans_ref
 from nctk.entropy.errors import CorruptStreamError, FormatError, NctkError
-from nctk.entropy.tables import ParametricFamily, Table, Tables, from_counts, quantize_pmf, uniform
+from nctk.entropy.tables import ParametricFamily, Table, Tables, from_counts, quantize_pmf
+
+
+def uniform(size: int, offset: int = 0, precision: int = 16) -> Table:
+    """A near-uniform table."""
+    return from_counts(np.ones(size), offset, precision)
 
 
 @st.composite
@@ -64,7 +69,7 @@ def test_chunked_backends_agree(case, chunk_size):
     ref = coder.encode_chunks(sym, idx, tables, chunk_size=chunk_size, lanes=lanes, backend="reference")
     fast = coder.encode_chunks(sym, idx, tables, chunk_size=chunk_size, lanes=lanes)
     assert ref == fast
-    counts = [min(chunk_size, len(sym) - a) for a in range(0, max(len(sym), 1), chunk_size)]
+    counts = coder.chunk_counts(len(sym), chunk_size)
     for backend in coder.BACKENDS:
         out = coder.decode_chunks(fast, idx, tables, counts, lanes=lanes, backend=backend)
         np.testing.assert_array_equal(out, sym)
@@ -194,8 +199,35 @@ def test_family_fused_matches_reference(seed, n, kind):
     idx, base = fam.index(mu, sigma)
     ref = coder.encode_chunks(sym - base, idx, fam.tables, chunk_size=64, lanes=3, backend="reference")
     assert chunks == ref
-    counts = [len(sym[a : a + 64]) for a in range(0, n, 64)]
-    np.testing.assert_array_equal(rans_numba.decode_family(chunks, mu, sigma, fam, counts, lanes=3), sym)
+    np.testing.assert_array_equal(rans_numba.decode_family(chunks, mu, sigma, fam, coder.chunk_counts(n, 64), lanes=3),
+                                  sym)
+
+
+@pytest.mark.parametrize("n,chunk,lanes", [(0, 8, 4), (1, 8, 1), (300, 64, 3), (257, 300, 4)])
+def test_family_backends_agree(family, n, chunk, lanes):
+    """coder.encode_family / decode_family: every backend gives the definition's bytes and inverts them."""
+    rng = np.random.default_rng(n)
+    mu, sigma = rng.uniform(-40, 40, n), np.exp(rng.uniform(-3, 4, n))
+    k = np.round(rng.normal(mu, sigma * 2)).astype(np.int64)
+    k[::17] = rng.integers(-(2**20), 2**20, len(k[::17]))  # escapes
+    idx, base = family.index(mu, sigma)
+    want = coder.encode_chunks(k - base, idx, family.tables, chunk_size=chunk, lanes=lanes, backend="reference")
+    counts = coder.chunk_counts(n, chunk)
+    for backend in coder.BACKENDS:
+        got = coder.encode_family(k.astype(np.int32), mu, sigma, family, chunk_size=chunk, lanes=lanes,
+                                  backend=backend)
+        assert got == want, backend
+        out = coder.decode_family(want, mu, sigma, family, counts, lanes=lanes, backend=backend)
+        assert out.dtype == np.int64
+        np.testing.assert_array_equal(out, k)
+        for bad in (np.nan, 2.0**30):
+            with pytest.raises(NctkError, match="means"):
+                coder.encode_family([1], [bad], [1.0], family, backend=backend)
+            with pytest.raises(NctkError, match="means"):
+                coder.decode_family(coder.encode_family([1], [0.0], [1.0], family), [bad], [1.0], family, [1],
+                                    backend=backend)
+        with pytest.raises(NctkError, match="one mean and one scale"):
+            coder.encode_family([1, 2], [0.0], [1.0, 1.0], family, backend=backend)
 
 
 def test_family_rejects_bad_means(family):
@@ -244,7 +276,7 @@ def test_single_table_many_escapes_and_tails(lanes):
         ref = rans_ref.encode(sym, 0, table, lanes=lanes)
         assert rans_numba.encode(sym, 0, table, lanes=lanes) == ref
         chunks = rans_numba.encode_chunks(sym, None, table, chunk_size=50, lanes=lanes)
-        counts = [len(sym[a : a + 50]) for a in range(0, max(n, 1), 50)]
+        counts = coder.chunk_counts(n, 50)
         np.testing.assert_array_equal(rans_numba.decode_chunks(chunks, None, table, counts, lanes=lanes), sym)
 
 

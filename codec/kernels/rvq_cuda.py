@@ -28,15 +28,23 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import cuda
 from numba import types as nbt
 
-from nctk.codec.kernels.rvq_ref import check_rvq_inputs
+from nctk.codec.kernels.rvq_ref import check_rvq_inputs, check_stages
+from nctk.entropy.cuda_common import (
+    SIMULATOR,
+    any_outside,
+    as_device,
+    device_fn,
+    grid,
+    is_device_array,
+    plain,
+    require_device,
+)
 from nctk.entropy.errors import NctkError
 
-SIMULATOR = bool(getattr(numba.config, "ENABLE_CUDASIM", 0))
 SHARED_BYTES = 46 << 10  # dynamic shared memory per block (the default limit is 48 KiB)
 MIN_TILE = 8  # codewords per shared tile worth keeping the residuals in shared memory for
 
@@ -52,9 +60,6 @@ if SIMULATOR:
 
     def _fadd(a, b):
         return np.float32(a) + np.float32(b)
-
-    def _device_fn(fn):
-        return cuda.jit(device=True)(fn)
 else:
     from numba.cuda import libdevice
 
@@ -63,11 +68,8 @@ else:
     _fsub = libdevice.fsub_rn
     _fadd = libdevice.fadd_rn
 
-    def _device_fn(fn):
-        return cuda.jit(device=True, forceinline=True)(fn)
 
-
-@_device_fn
+@device_fn
 def _encode_rows(x, cb, codes, N, D, K, n_stages, kt, tile_shared, tile, r, r0, rstride, n, valid):
     """The fused stage loop for one block. This thread's residual element ``d`` is ``r[r0 + d*rstride]``;
     with ``tile_shared`` the block stages codewords in ``tile[0 : kt*D]``, else ``tile`` is ``cb``."""
@@ -146,38 +148,17 @@ def _decode_kernel(codes, cb, out, N, D, K, S, bad):
         j += stride
 
 
-@cuda.jit
-def _nonfinite_kernel(a, flag):
-    i = cuda.grid(1)
-    stride = cuda.gridsize(1)
-    while i < a.shape[0]:
-        if not math.isfinite(a[i]):
-            flag[0] = 1
-        i += stride
-
-
-def _require_device() -> None:
-    from nctk.entropy.rans_cuda import available
-
-    ok, why = available()
-    if not ok:
-        raise NctkError(f"CUDA backend unavailable: {why}")
-
-
 def _kind(a) -> str:
     """"torch-cuda", "device" (numba / CuPy / anything with the CUDA array interface), "torch" (CPU) or
     "numpy"."""
-    mod = type(a).__module__
-    if mod.startswith("torch"):
+    if type(a).__module__.startswith("torch"):
         return "torch-cuda" if a.is_cuda else "torch"
-    if SIMULATOR:
-        return "device" if hasattr(a, "copy_to_host") and not isinstance(a, np.ndarray) else "numpy"
-    return "device" if hasattr(a, "__cuda_array_interface__") else "numpy"
+    return "device" if is_device_array(a) else "numpy"
 
 
 def _host(a) -> np.ndarray:
     """A numpy array of a host input (torch CPU tensors detached from autograd)."""
-    return np.asarray(a.detach() if type(a).__module__.startswith("torch") else a)
+    return np.asarray(plain(a))
 
 
 def _device_view(a, dtype, what: str):
@@ -186,7 +167,7 @@ def _device_view(a, dtype, what: str):
         import torch
 
         a = a.detach().to(torch.float32 if dtype == np.float32 else torch.int64).contiguous()
-    d = a if SIMULATOR else cuda.as_cuda_array(a)
+    d = as_device(a)
     if np.dtype(d.dtype) != np.dtype(dtype) and not (dtype != np.float32 and np.dtype(d.dtype).kind in "iu"):
         raise NctkError(f"{what} on the device must be {np.dtype(dtype)}, got {d.dtype}")
     if not d.is_c_contiguous():
@@ -194,15 +175,16 @@ def _device_view(a, dtype, what: str):
     return d, tuple(d.shape)
 
 
-def _grid(n: int, tpb: int, cap: int = 1 << 16) -> int:
-    return max(1, min(cap, -(-n // tpb)))
+def _f32_input(a, what: str):
+    """``(float32 device array, shape)``: device inputs viewed in place, host inputs copied once."""
+    if _kind(a) in ("numpy", "torch"):
+        d = cuda.to_device(np.ascontiguousarray(_host(a), dtype=np.float32))
+        return d, d.shape
+    return _device_view(a, np.float32, what)
 
 
-def _check_finite(d, what: str) -> None:
-    flag = cuda.to_device(np.zeros(1, np.int32))
-    if d.size:
-        _nonfinite_kernel[_grid(d.size, 256), 256](d.reshape(d.size), flag)
-    if flag.copy_to_host()[0]:
+def _check_finite(d) -> None:
+    if d.size and any_outside(d.reshape(d.size), math.inf):
         raise NctkError("RVQ inputs and codebooks must be finite")
 
 
@@ -212,22 +194,14 @@ def _inputs(x, codebooks):
     if kx in ("numpy", "torch") and kc in ("numpy", "torch"):
         xh, cbh = check_rvq_inputs(_host(x), _host(codebooks))
         return cuda.to_device(xh), cuda.to_device(cbh), xh.shape, cbh.shape
-    if kx in ("numpy", "torch"):
-        xd = cuda.to_device(np.ascontiguousarray(_host(x), dtype=np.float32))
-        xs = xd.shape
-    else:
-        xd, xs = _device_view(x, np.float32, "x")
-    if kc in ("numpy", "torch"):
-        cbd = cuda.to_device(np.ascontiguousarray(_host(codebooks), dtype=np.float32))
-        cs = cbd.shape
-    else:
-        cbd, cs = _device_view(codebooks, np.float32, "codebooks")
+    xd, xs = _f32_input(x, "x")
+    cbd, cs = _f32_input(codebooks, "codebooks")
     if len(xs) != 2 or len(cs) != 3 or xs[1] != cs[2]:
         raise NctkError(f"need x (N, D) and codebooks (S, K, D); got {xs} and {cs}")
     if cs[0] < 1 or cs[1] < 1:
         raise NctkError("need at least one stage and one codeword")
-    _check_finite(xd, "x")
-    _check_finite(cbd, "codebooks")
+    _check_finite(xd)
+    _check_finite(cbd)
     return xd, cbd, xs, cs
 
 
@@ -265,26 +239,23 @@ def encode_plan(D: int, K: int) -> tuple[int, int, bool, bool]:
 
 def encode(x, codebooks, n_stages: int | None = None):
     """RVQ codes (N, S) int32, equal to :func:`codec.kernels.rvq_ref.encode_reference`."""
-    _require_device()
+    require_device()
     xd, cbd, (N, D), (S, K, _) = _inputs(x, codebooks)
-    stages = S if n_stages is None else int(n_stages)
-    if not 0 <= stages <= S:
-        raise NctkError(f"n_stages must be in [0, {S}], got {n_stages}")
+    stages = check_stages(n_stages, S, minimum=0)
     codes = cuda.device_array(max(N * stages, 1), dtype=np.int32)
     if N and stages:
         v, kt, r_shared, tile_shared = encode_plan(D, K)
         shared = 4 * ((v * D if r_shared else 0) + (kt * D if tile_shared else 0))
         scratch = cuda.device_array(1 if r_shared else N * D, dtype=np.float32)
-        _encode_kernel[_grid(N, v, (1 << 31) - 1), v, 0, shared](
+        _encode_kernel[grid(N, v), v, 0, shared](
             xd.reshape(N * D), cbd.reshape(S * K * D), codes, N, D, K, stages, kt, r_shared, tile_shared, scratch)
     return _result(codes[: N * stages], x, (N, stages))
 
 
 def decode(codes, codebooks):
     """Sum of the chosen codewords in float32, stage by stage: (N, D), equal to ``decode_reference``."""
-    _require_device()
-    kc, kb = _kind(codes), _kind(codebooks)
-    if kc in ("numpy", "torch"):
+    require_device()
+    if _kind(codes) in ("numpy", "torch"):
         ch = _host(codes)
         if ch.ndim != 2:
             raise NctkError(f"codes (N, S) expected, got {ch.shape}")
@@ -296,11 +267,7 @@ def decode(codes, codebooks):
         cd, cshape = _device_view(codes, np.int64, "codes")
         if np.dtype(cd.dtype).kind not in "iu" or len(cshape) != 2:
             raise NctkError(f"codes (N, S) integers expected, got {cshape} {cd.dtype}")
-    if kb in ("numpy", "torch"):
-        cbh = np.ascontiguousarray(_host(codebooks), dtype=np.float32)
-        cbd, bshape = cuda.to_device(cbh), cbh.shape
-    else:
-        cbd, bshape = _device_view(codebooks, np.float32, "codebooks")
+    cbd, bshape = _f32_input(codebooks, "codebooks")
     if len(bshape) != 3 or cshape[1] > bshape[0]:
         raise NctkError(f"codes (N, S<={bshape[0] if len(bshape) == 3 else '?'}) expected, got {cshape}")
     N, S = cshape
@@ -309,7 +276,7 @@ def decode(codes, codebooks):
     bad = cuda.to_device(np.zeros(1, np.int32))
     if N * D:
         flat = cd.reshape(N * S) if N * S else cuda.to_device(np.zeros(1, np.int64))
-        _decode_kernel[_grid(N * D, 256), 256](flat, cbd.reshape(cbd.size), out, N, D, K, S, bad)
+        _decode_kernel[grid(N * D, 256, 1 << 16), 256](flat, cbd.reshape(cbd.size), out, N, D, K, S, bad)
     if bad.copy_to_host()[0]:
         raise NctkError(f"codes must be in [0, {K})")
     return _result(out[: N * D], codes, (N, D))

@@ -28,7 +28,7 @@ import concurrent.futures
 import numba
 import numpy as np
 
-from nctk.codec.kernels.rvq_ref import check_rvq_inputs
+from nctk.codec.kernels.rvq_ref import check_rvq_inputs, check_stages
 from nctk.codec.kernels.simd import (
     fmuladd8,
     hmin8,
@@ -393,9 +393,7 @@ def _stage_tables(cb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def encode(x, codebooks, n_stages: int | None = None) -> np.ndarray:
     """RVQ codes (N, S) int32, identical to :func:`codec.kernels.rvq_ref.encode_reference`."""
     x, cb = check_rvq_inputs(x, codebooks)
-    stages = cb.shape[0] if n_stages is None else int(n_stages)
-    if not 1 <= stages <= cb.shape[0]:
-        raise NctkError(f"n_stages must be in [1, {cb.shape[0]}]")
+    stages = check_stages(n_stages, cb.shape[0])
     n, dim = x.shape
     cn, cmax = _stage_tables(cb)
     coef = 2.0 * _gamma(dim + 3) + 16.0 * U32  # dot products of length D (+1 for the norm column)

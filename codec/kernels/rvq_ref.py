@@ -36,6 +36,15 @@ def check_rvq_inputs(x, codebooks) -> tuple[np.ndarray, np.ndarray]:
     return x, cb
 
 
+def check_stages(n_stages: int | None, total: int, minimum: int = 1) -> int:
+    """How many of the ``total`` stages to code: all of them for None, else ``n_stages`` within
+    ``[minimum, total]``."""
+    stages = total if n_stages is None else int(n_stages)
+    if not minimum <= stages <= total:
+        raise NctkError(f"n_stages must be in [{minimum}, {total}], got {n_stages}")
+    return stages
+
+
 def exact_distances(r: np.ndarray, c: np.ndarray) -> np.ndarray:
     """The exact distance of each row of ``r`` (N, D) to each row of ``c`` (K, D): (N, K) float64."""
     r64 = r.astype(np.float64)
@@ -50,9 +59,7 @@ def exact_distances(r: np.ndarray, c: np.ndarray) -> np.ndarray:
 def encode_reference(x, codebooks, n_stages: int | None = None) -> np.ndarray:
     """RVQ codes (N, S) int32 by the definition above (first ``n_stages`` stages if given)."""
     x, cb = check_rvq_inputs(x, codebooks)
-    stages = cb.shape[0] if n_stages is None else int(n_stages)
-    if not 1 <= stages <= cb.shape[0]:
-        raise NctkError(f"n_stages must be in [1, {cb.shape[0]}]")
+    stages = check_stages(n_stages, cb.shape[0])
     r = x.copy()
     codes = np.empty((x.shape[0], stages), dtype=np.int32)
     for s in range(stages):
