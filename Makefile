@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-gpu clean
+.PHONY: demo test lint kernels bench bench-gpu clean
 
 # Pinned dependencies (requirements.txt) into .venv, then nctk itself in editable mode.
 $(STAMP): requirements.txt pyproject.toml
@@ -14,10 +14,20 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-demo: $(STAMP)
+# rANS kernels compiled ahead of time (short calls never start Numba) and Numba's cache warmed for the rest,
+# so the first call after installing is as fast as any later one. Rebuilt when the kernels' sources change.
+KERNELS := $(VENV)/.kernels
+KERNEL_SOURCES := $(addprefix entropy/,rans_aot.py rans_numba.py rans_host.py rans_ref.py jit.py)
+$(KERNELS): $(STAMP) $(KERNEL_SOURCES)
+	$(BIN)/python -m nctk.entropy.rans_aot
+	touch $(KERNELS)
+
+kernels: $(KERNELS)
+
+demo: $(KERNELS)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash assets/demo/run_demo.sh
 
-test: $(STAMP)
+test: $(KERNELS)
 	$(BIN)/ruff check nctk codec entropy cli rd train assets tests benchmarks studies
 	$(BIN)/python -m pytest -q
 

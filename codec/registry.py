@@ -42,7 +42,6 @@ __all__ = [
 
 SNIFF_BYTES = 512  # how many leading bytes of an input :func:`for_input` looks at
 KINDS = ("file", "array", "tensor")
-MAX_LANES = 256
 MAX_CHUNK_SIZE = 1 << 20  # largest per-chunk symbol count a reader accepts from a header
 
 MODALITIES = ("tensor", "image", "audio")
@@ -272,7 +271,7 @@ def check_coder(header: dict) -> tuple[int, int]:
     Raises :class:`UnsupportedVersionError` for another coder or a newer coder version and
     :class:`FormatError` for implausible parameters.
     """
-    from nctk.entropy.rans_ref import CODER_ID, CODER_VERSION
+    from nctk.entropy.rans_ref import CODER_ID, CODER_VERSION, MAX_LANES
 
     coder = header.get("coder")
     if not isinstance(coder, dict):

@@ -3,12 +3,16 @@
 Decode finds the symbol in
 O(1): a lookup of the slot's top ``lut_bits`` bits gives a first candidate, and a short forward scan
 (almost always zero steps) finishes. ``tests/test_rans.py`` holds these kernels to the reference bytes.
+
+Small jobs (up to :data:`~nctk.entropy.rans_aot.MAX_SYMBOLS` symbols, table indexes given directly) run the
+ahead-of-time build of the same two chunk kernels when one exists (:mod:`.rans_aot`): no Numba start-up.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from nctk.entropy import rans_aot
 from nctk.entropy.errors import NctkError
 from nctk.entropy.jit import njit, prange
 from nctk.entropy.rans_host import (
@@ -274,19 +278,26 @@ def _encode_chunks(sym, idx, istride, bounds, family, fam_means, fam_scales, fam
 
 
 def _encode_bounded(sym, idx, istride: int, tables: Tables, bounds, lanes: int,
-                    family: tuple | None = None) -> list[bytes]:
+                    family: tuple | None = None, jit_only: bool = False) -> list[bytes]:
     """Run the chunk kernel, retrying chunks that had more escapes than their slack allowed."""
     fam = (True, *family) if family else _NO_FAMILY
     sizes = np.diff(bounds)
     slack = escape_slack(sizes)
+    module = None if family or jit_only else _aot_module(int(bounds[-1]))
     while True:
-        buf, first, caps = _encode_chunks(sym, idx, istride, bounds, *fam, tables.starts, tables.offsets,
-                                          tables.sizes, tables.packed, tables.rcp, tables.precision, lanes, slack)
+        args = (sym, idx, istride, bounds, *fam, tables.starts, tables.offsets, tables.sizes, tables.packed,
+                tables.rcp, tables.precision, lanes, slack)
+        buf, first, caps = rans_aot.encode_chunks(module, *args) if module else _encode_chunks(*args)
         slack = next_slack(first, sizes, slack, len(tables))
         if slack is None:
             break
     raw = buf.astype("<u4", copy=False)
     return [raw[first[c] : caps[c + 1]].tobytes() for c in range(len(first))]
+
+
+def _aot_module(n: int):
+    """The ahead-of-time kernels for a job of ``n`` symbols, or None for the (parallel) JIT kernels."""
+    return rans_aot.kernels() if n <= rans_aot.MAX_SYMBOLS else None
 
 
 def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int,
@@ -465,14 +476,16 @@ def _decode_chunks(words, wbounds, bounds, idx, istride, family, fam_means, fam_
 
 
 def _decode_bounded(chunks, idx, istride: int, tables: Tables, bounds, lanes: int,
-                    family: tuple | None = None) -> np.ndarray:
+                    family: tuple | None = None, jit_only: bool = False) -> np.ndarray:
     check_lanes(lanes)
     words, wbounds = stream_words(chunks, lanes) if len(chunks) else (np.empty(0, "<u4"), np.zeros(1, np.int64))
     lut, lut_bits = tables.lookup()
     fam = (True, *family) if family else _NO_FAMILY
     out = np.empty(int(bounds[-1]), dtype=np.int64 if family else np.int32)
-    errors = _decode_chunks(words, wbounds, bounds, idx, istride, *fam, tables.starts, tables.offsets,
-                            tables.sizes, tables.packed, lut, lut_bits, tables.precision, lanes, out)
+    args = (words, wbounds, bounds, idx, istride, *fam, tables.starts, tables.offsets, tables.sizes, tables.packed,
+            lut, lut_bits, tables.precision, lanes, out)
+    module = None if family or jit_only else _aot_module(len(out))
+    errors = rans_aot.decode_chunks(module, *args) if module else _decode_chunks(*args)
     check_decode_errors(errors)
     return out
 
@@ -557,3 +570,21 @@ def decode_family(chunks: list[bytes | memoryview], means, scales, family: Param
     bounds = counts_bounds(counts, len(chunks))
     fam = _family_args(family, means, scales, int(bounds[-1]))
     return _decode_bounded(chunks, _NONE_I, 1, family.tables, bounds, lanes, fam)
+
+
+def warm_up() -> None:
+    """Compile (or load from the cache) the JIT kernels for the argument types nctk's codecs use, so that
+    the first large job after installing does not pay for compilation."""
+    from nctk.entropy.tables import from_counts
+
+    tables = Tables([from_counts(np.array([5, 3, 1, 1])), from_counts(np.array([1, 1, 2, 9]))])
+    sym = np.array([0, 1, 2, 3, 0, 3], dtype=np.int64)
+    for dt in (np.uint8, np.uint16, np.int32, np.int64):
+        for idx in (None, np.array([0, 1, 0, 1, 1, 0], dtype=np.int32), np.zeros(6, dtype=np.int64)):
+            bounds = chunk_bounds(len(sym), 4)
+            i, stride = index_arg(idx, len(sym), len(tables))
+            chunks = _encode_bounded(sym.astype(dt), i, stride, tables, bounds, DEFAULT_LANES, jit_only=True)
+            _decode_bounded(chunks, i, stride, tables, bounds, DEFAULT_LANES, jit_only=True)
+    fam = ParametricFamily("gaussian")
+    means, scales = np.zeros(6), np.ones(6)
+    decode_family(encode_family(sym, means, scales, fam, chunk_size=4), means, scales, fam, [4, 2])

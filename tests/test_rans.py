@@ -1,4 +1,6 @@
-"""rANS coders: exact round trips, reference == Numba bytes, golden streams, corruption handling."""
+"""rANS coders: exact round trips, reference == Numba bytes, golden streams, corruption handling.
+
+Every test runs twice: with the Numba JIT kernels and with their ahead-of-time build (``kernel_path``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from hypothesis import strategies as st
 from nctk.entropy import coder, rans_numba, rans_ref
 from nctk.entropy.errors import CorruptStreamError, FormatError, NctkError
 from nctk.entropy.tables import ParametricFamily, Table, Tables, from_counts, quantize_pmf
+
+pytestmark = pytest.mark.usefixtures("kernel_path")
 
 
 def uniform(size: int, offset: int = 0, precision: int = 16) -> Table:
