@@ -43,9 +43,10 @@ $(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
 # Benchmarks rewrite benchmarks/RESULTS.md; run them alone on the machine.
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) $(KERNELS)
 	$(BIN)/python benchmarks/entropy_bench.py
 	$(BIN)/python benchmarks/rvq_bench.py
+	$(BIN)/python benchmarks/startup_bench.py
 
 # On a machine with a CUDA device (numba-cuda installed, torch with CUDA for the matmul reference).
 bench-gpu: $(STAMP)
