@@ -1,49 +1,51 @@
 """``nctk``: compress, decompress and inspect files from the shell.
 
 Only parses arguments and calls the Python API in :mod:`codec`. Errors become one line on stderr and
-exit code 1 (2 for usage errors, from argparse); no partial output is ever left behind.
+exit code 1 (2 for usage errors, from argparse; 128 + N for signal N); no partial output is ever left
+behind. Parsing arguments imports nothing heavy: numpy and the codecs load inside the commands.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import signal
 import sys
 import time
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any, NoReturn
 
-from nctk.cli.io import Progress, check_writable, read_input, write_output
-from nctk.entropy.errors import NctkError
+from nctk.cli.io import (
+    CliError,
+    InputFile,
+    Output,
+    Progress,
+    check_not_input,
+    check_output,
+    escape,
+    human,
+    parse_size,
+    reserve_std_fds,
+    signals_as_exceptions,
+)
+from nctk.codec.names import safe_name
 
 SUFFIX = ".nctk"
 
 
-def _human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n} B"
+def _show(msg: str, stream: Any) -> None:
+    """Print ``msg`` as one terminal-safe line (see :func:`escape`); nothing if ``stream`` is closed."""
+    if stream is not None:
+        enc = getattr(stream, "encoding", None) or "utf-8"  # e.g. ASCII under PYTHONIOENCODING=ascii
+        print(escape(msg).encode(enc, "backslashreplace").decode(enc), file=stream)
 
 
-def _safe_name(name: object) -> str | None:
-    """A stored original name usable as a plain file name next to the input, or None."""
-    if not isinstance(name, str) or not name or name in (".", "..", "-"):
-        return None
-    if "/" in name or "\\" in name or "\x00" in name:
-        return None
-    try:
-        if len(name.encode("utf-8")) > 255:
-            return None
-    except UnicodeEncodeError:  # lone surrogates: not a name this system can create as is
-        return None
-    return name
-
-
-def _show(msg: str, file=None) -> None:
-    """Print text that may hold undecodable file-name characters without crashing."""
-    print(msg.encode("utf-8", "backslashreplace").decode("utf-8"), file=file or sys.stdout)
+def _stdout() -> Any:
+    if sys.stdout is None:
+        raise CliError("stdout is closed")
+    return sys.stdout
 
 
 def _say(args: argparse.Namespace, msg: str) -> None:
@@ -51,67 +53,106 @@ def _say(args: argparse.Namespace, msg: str) -> None:
         _show(msg, sys.stderr)
 
 
-def cmd_compress(args: argparse.Namespace) -> int:
-    import nctk
+def _no_terminal(out: str, what: str) -> None:
+    if out == "-" and sys.stdout is not None and sys.stdout.isatty():
+        raise CliError(f"refusing to write {what} to a terminal; use -o FILE or a pipe")
 
+
+def _check_nctk_prefix(prefix: bytes) -> None:
+    from nctk.entropy import container
+
+    if len(prefix) >= len(container.MAGIC) and not container.is_nctk(prefix):
+        raise CliError("not an .nctk file (bad magic)")
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
     src = args.input
-    if args.output:
-        out = args.output
-    elif src == "-":
-        out = "-"
-    else:
-        out = src + SUFFIX
-    if out == "-" and sys.stdout.isatty():
-        raise NctkError("refusing to write compressed data to a terminal; use -o FILE or a pipe")
-    check_writable(out, args.force)
+    out = args.output or ("-" if src == "-" else src + SUFFIX)
+    _no_terminal(out, "compressed data")
+    check_output(out, args.force)
+    name = None if src == "-" else safe_name(os.path.basename(src))  # recorded in the file: safe or None
+
+    def check_prefix(prefix: bytes) -> None:  # a stream: refuse what no codec takes before reading it all
+        if args.codec is None:
+            from nctk.codec import registry
+
+            registry.for_input(prefix, name)
+
+    shown = "stdin" if src == "-" else os.path.basename(src)
     t0 = time.perf_counter()
-    data = read_input(src)
-    name = None if src == "-" else os.path.basename(src)
-    with Progress(f"compressing {name or 'stdin'}"):
-        blob = nctk.compress(data, codec=args.codec, quality=args.quality, name=name)
-    write_output(out, blob, args.force)
-    meta = nctk.info(blob)
-    ratio = len(data) / max(len(blob), 1)
-    _say(args, f"{name or 'stdin'}: {_human(len(data))} -> {_human(len(blob))} ({ratio:.3f}x) "
-               f"[{meta.get('codec')}] in {time.perf_counter() - t0:.2f} s -> {out}")
+    with InputFile(src) as inp, Output(out, args.force) as dst:
+        check_not_input(out, inp.stat)
+        data = inp.read(args.max_input_size, check_prefix)
+        size = len(data)
+        import nctk
+
+        with Progress(f"compressing {shown}"):
+            blob = nctk.compress(data, codec=args.codec, quality=args.quality, name=name)
+        dst.commit(blob, source=inp.stat)
+    from nctk.entropy.container import read_header
+
+    codec = read_header(blob)[0].get("codec")  # the header only: no payload is re-read
+    _say(args, f"{shown}: {human(size)} -> {human(len(blob))} ({size / max(len(blob), 1):.3f}x) "
+               f"[{codec}] in {time.perf_counter() - t0:.2f} s -> {out}")
     return 0
 
 
-def cmd_decompress(args: argparse.Namespace) -> int:
-    import nctk
+def _default_output(src: str, stored: str | None) -> str:
+    """The stored original name if :func:`safe_name` accepts it, else INPUT without .nctk; beside INPUT."""
+    name = safe_name(stored)
+    if name is None:
+        base = os.path.basename(src)
+        name = safe_name(base[: -len(SUFFIX)] if base.endswith(SUFFIX) else base + ".out")
+        if name is None:
+            raise CliError(f"{src}: no safe output name (stored or derived from the input's); use -o FILE")
+    return os.path.join(os.path.dirname(src), name)
 
+
+def _decompress(fn: Callable[..., Any], data: bytes | bytearray | memoryview, limit: int | None) -> Any:
+    """``fn(data)``, passing ``max_output_size`` only when a limit was given and ``fn`` takes it."""
+    if limit is None:
+        return fn(data)
+    import inspect
+
+    if "max_output_size" in inspect.signature(fn).parameters:
+        return fn(data, max_output_size=limit)
+    return fn(data)
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
     src = args.input
+    out = args.output or ("-" if src == "-" else None)  # None: the stored name, known after decoding
+    if out is not None:
+        _no_terminal(out, "binary data")
+        check_output(out, args.force)
+    shown = "stdin" if src == "-" else os.path.basename(src)
     t0 = time.perf_counter()
-    data = read_input(src)
-    with Progress(f"decompressing {os.path.basename(src) if src != '-' else 'stdin'}"):
-        name, raw = nctk.decompress_file(data)
-    if args.output:
-        out = args.output
-    elif src == "-":
-        out = "-"
-    else:
-        stored = _safe_name(name)
-        if stored is None:
-            out = src[: -len(SUFFIX)] if src.endswith(SUFFIX) else src + ".out"
-        else:
-            out = os.path.join(os.path.dirname(src) or ".", stored)  # never "-", never outside src's folder
-    if out == "-" and sys.stdout.isatty():
-        raise NctkError("refusing to write binary data to a terminal; use -o FILE or a pipe")
-    if out != "-" and src != "-" and Path(out).resolve() == Path(src).resolve():
-        raise NctkError(f"output {out} would replace the input; use -o")
-    write_output(out, raw, args.force)
-    _say(args, f"{os.path.basename(src) if src != '-' else 'stdin'}: {_human(len(data))} -> "
-               f"{_human(len(raw))} in {time.perf_counter() - t0:.2f} s -> {out}")
+    with InputFile(src) as inp, Output(out, args.force, folder=os.path.dirname(src) or ".") as dst:
+        if out is not None:
+            check_not_input(out, inp.stat)
+        data = inp.read(args.max_input_size, _check_nctk_prefix)
+        size = len(data)
+        import nctk
+
+        with Progress(f"decompressing {shown}"):
+            name, raw = _decompress(nctk.decompress_file, data, args.max_output_size)
+        if args.max_output_size is not None and len(raw) > args.max_output_size:
+            raise CliError(f"{shown}: the output would be {human(len(raw))}, more than --max-output-size "
+                           f"{human(args.max_output_size)}")
+        out = dst.commit(raw, out or _default_output(src, name), source=inp.stat)
+    _say(args, f"{shown}: {human(size)} -> {human(len(raw))} in {time.perf_counter() - t0:.2f} s -> {out}")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    import nctk
+    stdout = _stdout()
+    with InputFile(args.file) as inp:
+        data = inp.read(args.max_input_size, _check_nctk_prefix)
+        import nctk
 
-    data = read_input(args.file)
-    meta = nctk.info(data)
+        meta = nctk.info(data)
     if args.json:
-        print(json.dumps(meta, indent=2, sort_keys=True))
+        print(json.dumps(meta, indent=2, sort_keys=True), file=stdout)  # ASCII only: \u escapes
         return 0
     for key in sorted(meta):
         value = meta[key]
@@ -121,31 +162,57 @@ def cmd_info(args: argparse.Namespace) -> int:
             value = json.dumps(value, sort_keys=True)
             if len(value) > 200:
                 value = value[:197] + "..."
-        _show(f"{key:>16}: {value}")
+        _show(f"{key:>16}: {value}", stdout)  # keys and strings come from the file: escaped
     return 0
 
 
 def cmd_codecs(args: argparse.Namespace) -> int:
     import nctk
 
+    stdout = _stdout()
     rows = nctk.codecs()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows, indent=2), file=stdout)
         return 0
-    print(f"{'codec':<20} {'modality':<8} {'kind':<8} {'quality':<10} {'inputs':<24} description")
+    print(f"{'codec':<20} {'modality':<8} {'kind':<8} {'quality':<10} {'inputs':<24} description", file=stdout)
     for r in rows:
         q = "-" if not r.get("quality_range") else "{}..{}".format(*r["quality_range"])
         kind = "lossless" if r.get("lossless") else "lossy"
         exts = " ".join(r.get("extensions") or ())
-        _show(f"{r['id']:<20} {r['modality']:<8} {kind:<8} {q:<10} {exts:<24} {r.get('description', '')}")
+        _show(f"{r['id']:<20} {r['modality']:<8} {kind:<8} {q:<10} {exts:<24} {r.get('description', '')}", stdout)
     return 0
 
 
+def _size(text: str) -> int | None:
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _output_name(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("empty file name (use - for stdout)")
+    return text
+
+
+_MAX_INPUT = ("refuse inputs larger than SIZE (e.g. 512M, 4GiB, none); default: no limit for regular files, "
+              "half the machine's memory for stdin, pipes and devices")
+_FORCE = "overwrite an existing regular file (never a directory, device, FIFO, socket or symbolic link)"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # it may quote arguments: keep them terminal-safe
+        super().error(escape(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="nctk", description="nctk: neural compression codec toolkit",
         epilog="examples:\n  nctk compress model.safetensors\n  nctk decompress model.safetensors.nctk"
-               " -o restored.safetensors\n  cat x.npy | nctk compress - > x.npy.nctk\n  nctk info x.npy.nctk",
+               " -o restored.safetensors\n  cat x.npy | nctk compress - > x.npy.nctk\n  nctk info x.npy.nctk\n\n"
+               "Outputs are written to a temporary file and renamed, so nothing partial is left behind.\n"
+               "Only regular files are replaced (with -f); a symbolic link as output is refused: name its target.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version="nctk 0.1.0")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -153,23 +220,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compress", help="compress a file (codec chosen from its type)")
     c.add_argument("input", help="input file, or - for stdin")
-    c.add_argument("-o", "--output", help="output file (default INPUT.nctk; - for stdout)")
+    c.add_argument("-o", "--output", type=_output_name, help="output file (default INPUT.nctk; - for stdout)")
     c.add_argument("--codec", help="codec id (see `nctk codecs`); default: chosen from the input type")
     c.add_argument("--quality", type=float, help="quality for lossy codecs (see `nctk codecs`)")
-    c.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    c.add_argument("--max-input-size", type=_size, metavar="SIZE", help=_MAX_INPUT)
+    c.add_argument("-f", "--force", action="store_true", help=_FORCE)
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     c.set_defaults(func=cmd_compress)
 
     d = sub.add_parser("decompress", help="restore the original file from a .nctk file")
     d.add_argument("input", help=".nctk file, or - for stdin")
-    d.add_argument("-o", "--output", help="output file (default: the stored original name, beside INPUT)")
-    d.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    d.add_argument("-o", "--output", type=_output_name,
+                   help="output file (default: the stored original name beside INPUT if it is a plain file "
+                        "name, else INPUT without .nctk; - for stdout)")
+    d.add_argument("--max-input-size", type=_size, metavar="SIZE", help=_MAX_INPUT)
+    d.add_argument("--max-output-size", type=_size, metavar="SIZE",
+                   help="refuse to restore more than SIZE bytes (default: the library's own limit)")
+    d.add_argument("-f", "--force", action="store_true", help=_FORCE)
     d.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     d.set_defaults(func=cmd_decompress)
 
     i = sub.add_parser("info", help="show what a .nctk file holds")
     i.add_argument("file", help=".nctk file, or - for stdin")
     i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.add_argument("--max-input-size", type=_size, metavar="SIZE", help=_MAX_INPUT)
     i.set_defaults(func=cmd_info)
 
     k = sub.add_parser("codecs", help="list the registered codecs")
@@ -178,20 +252,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _message(e: BaseException) -> str | None:
+    """The one-line message for an error the user can act on; None for a bug (keep the traceback)."""
+    if isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno == errno.ENOMEM):
+        return "out of memory (the data is too large for the memory available)"
+    if isinstance(e, CliError):
+        return str(e)
+    errors = sys.modules.get("nctk.entropy.errors")  # not imported yet: nothing can have raised one
+    if errors is not None and isinstance(e, errors.NctkError):
+        return str(e)
+    if isinstance(e, OSError):
+        return f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nctk`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except NctkError as e:
-        _show(f"nctk: error: {e}", sys.stderr)
+        reserve_std_fds()
+        with signals_as_exceptions():
+            args = build_parser().parse_args(argv)  # usage errors: SystemExit(2) from argparse
+            return args.func(args)
+    except KeyboardInterrupt as e:  # Ctrl-C (anywhere, the lazy imports included), SIGTERM, SIGHUP
+        _show("nctk: interrupted", sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly, as SIGPIPE would
+        with open(os.devnull, "wb") as null:  # so the interpreter's final flush of stdout cannot fail
+            os.dup2(null.fileno(), 1)
+        return 128 + getattr(signal, "SIGPIPE", 13)
+    except Exception as e:  # MemoryError is an Exception too
+        msg = _message(e)
+        if msg is None:
+            raise
+        _show(f"nctk: error: {msg}", sys.stderr)
         return 1
-    except OSError as e:
-        _show(f"nctk: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("nctk: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":
