@@ -13,20 +13,29 @@ data. ``import nctk`` re-exports these functions.
 
 from __future__ import annotations
 
+import mmap
 import os
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from nctk.codec import registry
 from nctk.codec.registry import Codec, Encoded, FileItem
 from nctk.entropy import container
-from nctk.entropy.errors import CodecError, FormatError, NctkError, UnsupportedVersionError
+from nctk.entropy.errors import CodecError, FormatError, LimitError, NctkError, UnsupportedVersionError
 
 __all__ = [
-    "Codec", "CodecError", "Encoded", "FileItem", "FormatError", "NctkError", "UnsupportedVersionError",
-    "codecs", "compress", "decompress", "decompress_file", "info",
+    "DEFAULT_MAX_OUTPUT", "MAX_EXPANSION", "Codec", "CodecError", "Encoded", "FileItem", "FormatError",
+    "LimitError", "NctkError", "UnsupportedVersionError", "codecs", "compress", "compress_to", "decompress",
+    "decompress_file", "info", "output_limit",
 ]
+
+BYTES_LIKE = (bytes, bytearray, memoryview, mmap.mmap)
+# The default decompression guard (see output_limit): any file may decode to 1 GiB, and larger outputs
+# only at up to 1024 times the file's size. Coded data expands far less; only constant runs (all-zero
+# tensors) go beyond, which is also all a decompression bomb is, so those take an explicit limit.
+DEFAULT_MAX_OUTPUT = 1 << 30
+MAX_EXPANSION = 1024
 
 
 def _is_array(obj: Any) -> bool:
@@ -62,23 +71,51 @@ def compress(obj: Any, *, codec: str | None = None, quality: float | None = None
 
     - a path (``str`` or :class:`os.PathLike`): the file is read and compressed in *file mode*
       (decompression gives back its exact bytes); its base name is recorded unless ``name`` is given;
-    - ``bytes`` (or bytearray/memoryview): a file's content, file mode; the codec is chosen by sniffing
-      the content, then by the extension of ``name`` (also recorded as the original name);
+    - a file's content as bytes, bytearray, memoryview or mmap (used in place, not copied): file mode;
+      the codec is chosen by sniffing the content, then by the extension of ``name`` (also recorded as
+      the original name);
     - a numpy array or torch tensor: *array mode*; decompression gives back the same type, dtype and
       shape (torch tensors come back on the CPU).
 
+    Array mode takes only what comes back exactly, and refuses the rest with a :class:`CodecError` that
+    says what to pass instead:
+
+    - numpy: exactly ``np.ndarray``, any shape (0-d and empty included), any byte order (kept), C or
+      Fortran order (kept; other views come back C-ordered); refused: numpy scalars
+      (``np.asarray(x)``), masked arrays, ``np.matrix``, ``np.memmap`` and other subclasses, object
+      dtypes, structured dtypes made with ``align=True`` or with overlapping fields;
+    - torch: plain ``torch.Tensor`` of any dtype and device (back on the CPU, contiguous, with any
+      conjugate/negative view bit resolved); refused: tensors that require grad and ``nn.Parameter``
+      (``t.detach()``), subclasses, channels_last / channels_last_3d memory formats (``t.contiguous()``),
+      sparse, nested, quantized and meta tensors.
+
     ``codec`` forces a codec by id (see :func:`codecs`); ``quality`` is for lossy codecs only.
-    Raises :class:`CodecError` for input no codec handles, an unknown codec id, or a quality the codec
-    does not take; :class:`OSError` if a path cannot be read.
+    Raises :class:`CodecError` for input no codec handles (or too large or too fragmented for the format:
+    the error names the limit), an unknown codec id, or a quality the codec does not take;
+    :class:`OSError` if a path cannot be read. :func:`compress_to` writes the same bytes to a file.
     """
+    enc = _encode(obj, codec, quality, name)
+    return container.dumps(enc.header, enc.sections)
+
+
+def compress_to(obj: Any, fileobj: BinaryIO, *, codec: str | None = None, quality: float | None = None,
+                name: str | None = None) -> int:
+    """Like :func:`compress`, but write the ``.nctk`` file to the binary file object ``fileobj`` (straight
+    from the coded sections, without joining them into one bytes object) and return the bytes written.
+    Nothing is written if encoding fails."""
+    enc = _encode(obj, codec, quality, name)
+    return container.write(fileobj, enc.header, enc.sections)
+
+
+def _encode(obj: Any, codec: str | None, quality: float | None, name: str | None) -> Encoded:
     chosen = _pick(codec)
     if isinstance(obj, (str, os.PathLike)):
         path = os.fspath(obj)
         with open(path, "rb") as fh:
             data = fh.read()
         item: Any = FileItem(data, name if name is not None else os.path.basename(path))
-    elif isinstance(obj, (bytes, bytearray, memoryview)):
-        item = FileItem(bytes(obj), name)
+    elif isinstance(obj, BYTES_LIKE):
+        item = FileItem(container.byte_view(obj), name)
     elif _is_array(obj):
         if name is not None:
             raise CodecError("name applies to files only; arrays and tensors carry no file name")
@@ -92,8 +129,7 @@ def compress(obj: Any, *, codec: str | None = None, quality: float | None = None
         else:
             chosen = registry.for_array(item)
     _check_quality(chosen, quality)
-    enc = chosen.encode(item, quality=quality)
-    return container.dumps(enc.header, enc.sections)
+    return chosen.encode(item, quality=quality)
 
 
 def _codec_for(header: dict) -> Codec:
@@ -112,26 +148,53 @@ def _codec_for(header: dict) -> Codec:
     return c
 
 
-def _decode(data: bytes | bytearray | memoryview) -> tuple[dict, Any]:
-    if not isinstance(data, (bytes, bytearray, memoryview)):
+def output_limit(file_size: int, max_output_size: int | None = None) -> int:
+    """The most bytes a file of ``file_size`` bytes may decode to: ``max_output_size``, or by default
+    ``max(DEFAULT_MAX_OUTPUT, MAX_EXPANSION * file_size)`` (1 GiB, or 1024 times the file)."""
+    if max_output_size is None:
+        return max(DEFAULT_MAX_OUTPUT, MAX_EXPANSION * file_size)
+    if isinstance(max_output_size, bool) or not isinstance(max_output_size, int) or max_output_size < 0:
+        raise CodecError(f"max_output_size must be a byte count >= 0 or None, not {max_output_size!r}")
+    return max_output_size
+
+
+def _decode(data: bytes | bytearray | memoryview, max_output_size: int | None) -> tuple[dict, Any]:
+    if not isinstance(data, BYTES_LIKE):
         raise CodecError(f"decompress takes the bytes of an .nctk file, not a {type(data).__name__}")
+    data = container.byte_view(data)
+    limit = output_limit(len(data), max_output_size)
     box = container.loads(data)
+    size = box.header.get("original_size")
+    if isinstance(size, int) and size > limit:
+        how = "" if max_output_size is not None else (
+            f" (the default: the larger of {DEFAULT_MAX_OUTPUT} and {MAX_EXPANSION} times the file's "
+            f"{len(data)} bytes)")
+        raise LimitError(f"this file decodes to {size} bytes, over the limit of {limit} bytes{how}; if you "
+                         f"trust it, raise the limit: max_output_size={size} (nctk decompress "
+                         f"--max-output-size {size})")
     c = _codec_for(box.header)
     return box.header, c.decode(Encoded(box.header, list(box.sections.values())))
 
 
-def decompress(data: bytes | bytearray | memoryview) -> Any:
-    """Decode ``.nctk`` bytes: file mode gives the original file's exact bytes, array mode the numpy
-    array or torch tensor. Raises :class:`FormatError` subclasses for damaged, truncated or unsupported
-    data (:class:`UnsupportedVersionError` for an unknown codec or a newer version)."""
-    _, item = _decode(data)
+def decompress(data: bytes | bytearray | memoryview, *, max_output_size: int | None = None) -> Any:
+    """Decode ``.nctk`` bytes: file mode gives the original file's exact bytes (a ``bytearray``), array
+    mode the numpy array or torch tensor.
+
+    ``max_output_size`` bounds what the file may decode to, checked before anything is allocated;
+    None is the default guard against decompression bombs (:func:`output_limit`: 1 GiB, or 1024 times
+    the file's size if that is more). Raises :class:`LimitError` over the limit, :class:`FormatError`
+    subclasses for damaged, truncated or unsupported data (:class:`UnsupportedVersionError` for an
+    unknown codec or a newer version)."""
+    _, item = _decode(data, max_output_size)
     return item.data if isinstance(item, FileItem) else item
 
 
-def decompress_file(data: bytes | bytearray | memoryview) -> tuple[str | None, bytes]:
-    """``(original base name or None, exact file bytes)``; :class:`CodecError` if ``data`` holds an
-    array or tensor rather than a file."""
-    header, item = _decode(data)
+def decompress_file(data: bytes | bytearray | memoryview, *,
+                    max_output_size: int | None = None) -> tuple[str | None, bytearray]:
+    """``(original base name or None, exact file bytes)``; the bytes are a ``bytearray`` (the decoder's
+    own buffer, handed over without a copy). ``max_output_size`` as for :func:`decompress`.
+    :class:`CodecError` if ``data`` holds an array or tensor rather than a file."""
+    header, item = _decode(data, max_output_size)
     if not isinstance(item, FileItem):
         raise CodecError(f"this .nctk holds a {header.get('kind', 'non-file')} item, not a file; "
                          "use decompress()")

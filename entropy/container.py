@@ -41,8 +41,8 @@ from nctk.entropy.errors import (
 
 __all__ = [
     "FORMAT_VERSION", "MAGIC", "MAX_CHUNKS", "MAX_CHUNK_BYTES", "MAX_COUNT", "MAX_HEADER", "MAX_HEADER_DEPTH",
-    "MAX_NAME", "MAX_SECTIONS", "ChunkViews", "Container", "Section", "SectionInfo", "dumps", "is_nctk", "loads",
-    "read_header", "write",
+    "MAX_NAME", "MAX_SECTIONS", "ChunkViews", "Container", "Section", "SectionInfo", "byte_view", "dumps", "is_nctk",
+    "loads", "read_header", "write",
 ]
 
 MAGIC = b"\x89NCTK\r\n\x1a"
@@ -438,9 +438,13 @@ def _iter_sections(mv: memoryview, pos: int, count: int,
         raise FormatError(f"{len(mv) - pos} trailing bytes after the last section (offset {pos})")
 
 
-def _view(data: bytes | bytearray | memoryview) -> memoryview:
+def byte_view(data: Any) -> memoryview:
+    """A flat byte view of any bytes-like object (bytes, bytearray, memoryview, mmap, ...), zero-copy for a
+    contiguous buffer (a non-contiguous one is copied)."""
     mv = memoryview(data)
-    return mv if mv.format == "B" and mv.ndim == 1 else mv.cast("B")
+    if mv.format == "B" and mv.ndim == 1:
+        return mv
+    return mv.cast("B") if mv.c_contiguous else memoryview(mv.tobytes())
 
 
 def loads(data: bytes | bytearray | memoryview) -> Container:
@@ -449,7 +453,7 @@ def loads(data: bytes | bytearray | memoryview) -> Container:
     Chunk payloads are zero-copy ``memoryview`` slices of ``data``. Raises only :class:`FormatError`
     subclasses on malformed input (``data`` itself must be a contiguous bytes-like object).
     """
-    mv = _view(data)
+    mv = byte_view(data)
     header, count, pos = _parse_preamble(mv)
     sections: dict[str, Section] = {}
     for name, lengths, counts, offset in _iter_sections(mv, pos, count, check_payloads=True):
@@ -464,7 +468,7 @@ def read_header(data: bytes | bytearray | memoryview) -> tuple[dict, list[Sectio
     Checks the magic, version, flags, header CRC and JSON, every section table and its CRC, that the
     payloads fit in ``data`` and that nothing trails the last one. For ``nctk info``.
     """
-    mv = _view(data)
+    mv = byte_view(data)
     header, count, pos = _parse_preamble(mv)
     infos = [SectionInfo(name, len(lengths), sum(lengths), sum(counts))
              for name, lengths, counts, _ in _iter_sections(mv, pos, count, check_payloads=False)]

@@ -111,8 +111,8 @@ def test_arrays_and_tensors_come_back_as_their_type():
     out = nctk.decompress(nctk.compress(a))
     assert type(out) is np.ndarray and out.dtype == a.dtype and np.array_equal(out, a)
     out.fill(0)  # writable
-    scalar = nctk.decompress(nctk.compress(np.float32(1.5)))
-    assert scalar.shape == () and scalar.dtype == np.float32 and scalar == 1.5
+    scalar = nctk.decompress(nctk.compress(np.asarray(np.float32(1.5))))
+    assert type(scalar) is np.ndarray and scalar.shape == () and scalar.dtype == np.float32 and scalar == 1.5
     t = torch.arange(6, dtype=torch.bfloat16).reshape(3, 2)
     out = nctk.decompress(nctk.compress(t))
     assert isinstance(out, torch.Tensor) and out.dtype == torch.bfloat16 and torch.equal(out, t)
@@ -181,6 +181,9 @@ def test_codec_encode_decode_without_container():
         Encoded(enc.header, []).section("layout")
     with pytest.raises(CodecError, match="neither"):
         c.encode(FileItem(b"abc", "x.txt"))
+    # the content decides the format, whatever the name says; the name only helps unrecognised content
+    assert c.encode(FileItem(NPY, "x.safetensors")).header["format"] == "npy"
+    assert c.encode(FileItem(SAFETENSORS, "x.npy")).header["format"] == "safetensors"
     with pytest.raises(CodecError):
         c.encode(object())
 

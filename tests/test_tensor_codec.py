@@ -76,6 +76,21 @@ def test_split_merge_match_reference(name, order, data):
     assert F.merge_reference(ref, sch, order) == raw
 
 
+@pytest.mark.parametrize("name", sorted(F.SCHEMES))
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_merge_into_a_constant_equals_merging_its_array(name, order):
+    """Decoders write a constant field once for a whole run, without an array of it."""
+    sch = F.SCHEMES[name]
+    rng = np.random.default_rng(len(name))
+    for j, (_, bits, _) in enumerate(sch.fields):
+        v = int(rng.integers(0, 1 << bits))
+        one, many = np.zeros(5 * sch.unit, np.uint8), np.zeros(5 * sch.unit, np.uint8)
+        F.merge_into(one, v, sch, order, j)
+        F.merge_into(many, np.full(5, v, np.uint16 if bits > 8 else np.uint8), sch, order, j)
+        assert one.tobytes() == many.tobytes()
+        assert F.field(one, sch, order, j).tolist() == [v] * 5
+
+
 def test_float_fields_are_what_the_docs_say():
     x = np.array([-1.5], dtype="<f4")  # sign 1, exponent 127, mantissa 0x400000
     e, m0, m1, m2 = F.split(x.tobytes(), F.SCHEMES["f32"], "<")
@@ -89,7 +104,7 @@ def test_float_fields_are_what_the_docs_say():
 @pytest.mark.parametrize("bits", [1, 3, 5, 7, 8, 11])
 def test_pack_unpack(bits):
     rng = np.random.default_rng(bits)
-    for n in (0, 1, 7, 8, 9, 1001):
+    for n in (0, 1, 7, 8, 9, 1001, F.PACK_BLOCK + 3):  # the last one spans two packing blocks
         v = rng.integers(0, 1 << bits, n).astype(np.uint16)
         blob = F.pack(v, bits)
         assert len(blob) == F.packed_size(n, bits)
@@ -325,9 +340,11 @@ def test_torch_bf16_special_values_and_non_contiguous():
         assert same_tensor(item, out)
 
 
-def test_torch_requires_grad_and_conj():
+def test_torch_requires_grad_refused_and_conj_resolved():
     w = torch.randn(8, 8, requires_grad=True)
-    assert same_tensor(w, nctk.decompress(nctk.compress(w)))
+    with pytest.raises(CodecError, match=r"detach\(\)"):
+        nctk.compress(w)
+    assert same_tensor(w, nctk.decompress(nctk.compress(w.detach())))
     c = torch.randn(5, dtype=torch.complex64).conj()
     assert same_tensor(c, nctk.decompress(nctk.compress(c)))
 

@@ -40,9 +40,6 @@ class Scheme:
     def is_float(self) -> bool:
         return self.ebits > 0
 
-    def field_bits(self) -> list[int]:
-        return [b for _, b, _ in self.fields]
-
 
 def _float_scheme(name: str, unit: int, ebits: int, mbits: int) -> Scheme:
     fields = [("e", ebits, 0)]
@@ -80,29 +77,62 @@ def _uint(unit: int, order: str) -> np.dtype:
     return np.dtype(f"{'<' if order == '|' else order}u{unit}")
 
 
-def split(data: bytes | memoryview | np.ndarray, sch: Scheme, order: str) -> list[np.ndarray]:
-    """Cut ``len(data) // sch.unit`` elements into their field arrays (uint8, or uint16 for 11-bit f64
-    exponents). ``data`` must hold a whole number of elements."""
+def _bytes_of(data: bytes | memoryview | np.ndarray, unit: int) -> np.ndarray:
     buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8)
-    if len(buf) % sch.unit:
-        raise CodecError(f"{len(buf)} bytes are not a whole number of {sch.unit}-byte elements")
+    if len(buf) % unit:
+        raise CodecError(f"{len(buf)} bytes are not a whole number of {unit}-byte elements")
+    return buf
+
+
+def field(data: bytes | memoryview | np.ndarray, sch: Scheme, order: str, j: int) -> np.ndarray:
+    """Field ``j`` of the ``len(data) // sch.unit`` elements in ``data`` (uint8, or uint16 for 11-bit f64
+    exponents). For one-byte elements this is a view of ``data``, not a copy."""
+    buf = _bytes_of(data, sch.unit)
     if not sch.is_float:
-        planes = buf.reshape(-1, sch.unit)
-        if order == ">":
-            planes = planes[:, ::-1]
-        return [np.ascontiguousarray(planes[:, j]) for j in range(sch.unit)]
-    width = 8 * sch.unit
+        return np.ascontiguousarray(buf.reshape(-1, sch.unit)[:, sch.unit - 1 - j if order == ">" else j])
     u = buf.view(_uint(sch.unit, order))
     if order == ">":
         u = u.astype(_uint(sch.unit, "<"))
     ut = u.dtype.type
-    mmask = ut((1 << sch.mbits) - 1)
-    e = (u >> ut(sch.mbits)) & ut((1 << sch.ebits) - 1)
-    sm = ((u >> ut(width - 1)) << ut(sch.mbits)) | (u & mmask)
-    out = [e.astype(np.uint16 if sch.ebits > 8 else np.uint8)]
-    for _, bits, shift in sch.fields[1:]:
-        out.append(((sm >> ut(shift)) & ut((1 << bits) - 1)).astype(np.uint8))
-    return out
+    _, bits, shift = sch.fields[j]
+    if j == 0:
+        return ((u >> ut(sch.mbits)) & ut((1 << bits) - 1)).astype(np.uint16 if bits > 8 else np.uint8)
+    sm = ((u >> ut(8 * sch.unit - 1)) << ut(sch.mbits)) | (u & ut((1 << sch.mbits) - 1))
+    return ((sm >> ut(shift)) & ut((1 << bits) - 1)).astype(np.uint8)
+
+
+def split(data: bytes | memoryview | np.ndarray, sch: Scheme, order: str) -> list[np.ndarray]:
+    """Cut ``len(data) // sch.unit`` elements into their field arrays (:func:`field` for each field).
+    ``data`` must hold a whole number of elements."""
+    return [field(data, sch, order, j) for j in range(len(sch.fields))]
+
+
+def merge_into(out: np.ndarray, values: np.ndarray | int, sch: Scheme, order: str, j: int) -> None:
+    """Put field ``j`` of elements into ``out`` (their bytes, a writable uint8 array in byte order
+    ``order``): ``values`` holds one symbol per element, or is one int for all of them. Fields own
+    disjoint bits, so merging every field into zeroed bytes gives the elements (:func:`merge`)."""
+    if not sch.is_float:
+        out.reshape(-1, sch.unit)[:, sch.unit - 1 - j if order == ">" else j] = values
+        return
+    udt = _uint(sch.unit, "<")
+    ut = udt.type
+    width = 8 * sch.unit
+    _, bits, shift = sch.fields[j]
+    if np.ndim(values) == 0:  # a constant: its bits once, in Python integers
+        v = int(values) << (sch.mbits if j == 0 else shift)
+        if j and shift + bits > sch.mbits:  # this plane holds the sign (bit mbits of sign+mantissa)
+            v = (v & ((1 << sch.mbits) - 1)) | (v >> sch.mbits << (width - 1))
+        t: np.ndarray | np.integer = ut(v)
+    else:
+        t = np.asarray(values).astype(udt)
+        t <<= ut(sch.mbits if j == 0 else shift)
+        if j and shift + bits > sch.mbits:
+            sign = t >> ut(sch.mbits)
+            sign <<= ut(width - 1)
+            t &= ut((1 << sch.mbits) - 1)
+            t |= sign
+    u = out.view(_uint(sch.unit, order))
+    np.bitwise_or(u, t, out=u)
 
 
 def merge(fields: list[np.ndarray], sch: Scheme, order: str) -> bytes:
@@ -112,24 +142,10 @@ def merge(fields: list[np.ndarray], sch: Scheme, order: str) -> bytes:
     n = len(fields[0])
     if any(len(f) != n for f in fields):
         raise FormatError("field streams of one tensor differ in length")
-    if not sch.is_float:
-        planes = np.empty((n, sch.unit), dtype=np.uint8)
-        for j, f in enumerate(fields):
-            planes[:, j] = f
-        if order == ">":
-            planes = planes[:, ::-1]
-        return planes.tobytes()
-    width = 8 * sch.unit
-    udt = _uint(sch.unit, "<")
-    ut = udt.type
-    sm = np.zeros(n, dtype=udt)
-    for f, (_, _, shift) in zip(fields[1:], sch.fields[1:], strict=True):
-        sm |= f.astype(udt) << ut(shift)
-    u = ((sm >> ut(sch.mbits)) << ut(width - 1)) | (fields[0].astype(udt) << ut(sch.mbits))
-    u |= sm & ut((1 << sch.mbits) - 1)
-    if order == ">":
-        u = u.astype(_uint(sch.unit, ">"))
-    return u.tobytes()
+    out = np.zeros(n * sch.unit, dtype=np.uint8)
+    for j, f in enumerate(fields):
+        merge_into(out, f, sch, order, j)
+    return out.tobytes()
 
 
 def split_reference(data: bytes, sch: Scheme, order: str) -> list[list[int]]:
@@ -168,14 +184,18 @@ def merge_reference(fields: list[list[int]], sch: Scheme, order: str) -> bytes:
 
 # ------------------------------------------------------------------------------ raw (uncoded) symbols
 
+PACK_BLOCK = 1 << 16  # symbols bit-packed at a time (a multiple of 8: every block ends on a byte boundary)
+
+
 def pack(symbols: np.ndarray, bits: int) -> bytes:
     """Store ``bits``-bit symbols verbatim: bytes as they are, narrower or wider ones bit-packed
     (symbol ``i`` occupies bits ``i*bits ..`` of the little-endian bit string)."""
     if bits == 8:
         return np.ascontiguousarray(symbols, dtype=np.uint8).tobytes()
     v = np.asarray(symbols, dtype=np.uint16)
-    bitplanes = ((v[:, None] >> np.arange(bits, dtype=np.uint16)) & 1).astype(np.uint8)
-    return np.packbits(bitplanes.reshape(-1), bitorder="little").tobytes()
+    shifts = np.arange(bits, dtype=np.uint16)
+    return b"".join(np.packbits(((v[a : a + PACK_BLOCK, None] >> shifts) & 1).astype(np.uint8).reshape(-1),
+                                bitorder="little").tobytes() for a in range(0, len(v), PACK_BLOCK))
 
 
 def packed_size(count: int, bits: int) -> int:
@@ -184,13 +204,18 @@ def packed_size(count: int, bits: int) -> int:
 
 
 def unpack(data: bytes | memoryview, count: int, bits: int) -> np.ndarray:
-    """Inverse of :func:`pack`: ``count`` symbols as uint16 (uint8 for ``bits <= 8``)."""
+    """Inverse of :func:`pack`: ``count`` symbols as uint16 (uint8 for ``bits <= 8``; for 8 bits a
+    read-only view of ``data``)."""
     buf = np.frombuffer(data, dtype=np.uint8)
     if len(buf) != packed_size(count, bits):
         raise FormatError(f"raw stream holds {len(buf)} bytes, expected {packed_size(count, bits)} "
                           f"for {count} symbols of {bits} bits")
     if bits == 8:
-        return buf.copy()
-    flat = np.unpackbits(buf, bitorder="little")[: count * bits].reshape(count, bits).astype(np.uint16)
-    v = (flat << np.arange(bits, dtype=np.uint16)).sum(axis=1, dtype=np.uint16)
-    return v.astype(np.uint8) if bits <= 8 else v
+        return buf
+    out = np.empty(count, dtype=np.uint8 if bits <= 8 else np.uint16)
+    shifts = np.arange(bits, dtype=np.uint16)
+    for a in range(0, count, PACK_BLOCK):
+        k = min(PACK_BLOCK, count - a)
+        flat = np.unpackbits(buf[a * bits // 8 : packed_size(a + k, bits)], bitorder="little")[: k * bits]
+        out[a : a + k] = (flat.reshape(k, bits).astype(np.uint16) << shifts).sum(axis=1, dtype=np.uint16)
+    return out

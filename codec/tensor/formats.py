@@ -25,6 +25,9 @@ from nctk.entropy.errors import CodecError, FormatError
 
 NPY_MAGIC = b"\x93NUMPY"
 SAFETENSORS_MAX_HEADER = 100_000_000  # the safetensors library's own limit
+# Tensors smaller than this stay raw: coding one costs a layout entry (~30-50 bytes of JSON) and per-field
+# planning, more than it can save, and a file of a million 4-byte tensors must not cost a million of each.
+MIN_TYPED_BYTES = 128
 NATIVE = "<" if sys.byteorder == "little" else ">"
 
 # safetensors dtype name -> scheme (complex = pairs of floats; unknown names are coded as bytes).
@@ -182,27 +185,30 @@ def parse_safetensors(data: bytes | memoryview) -> tuple[list[Segment], dict]:
         if key == "__metadata__" or not isinstance(entry, dict):
             continue
         offs = entry.get("data_offsets")
-        if (not isinstance(offs, list) or len(offs) != 2
-                or not all(isinstance(o, int) and not isinstance(o, bool) for o in offs)
-                or not 0 <= offs[0] <= offs[1] <= size):
+        if type(offs) is not list or len(offs) != 2:
             continue  # malformed entry: its bytes simply stay raw
+        begin, end = offs
+        if type(begin) is not int or type(end) is not int or not 0 <= begin <= end <= size:
+            continue
         dtype = entry.get("dtype")
         scheme = SAFETENSORS_SCHEMES.get(dtype, "x1") if isinstance(dtype, str) else "x1"
-        tensors.append((offs[0], offs[1], scheme))
+        tensors.append((body + begin, body + end, scheme))
     tensors.sort()
-    segs = [Segment(0, body)]
-    pos = 0
+    segs = []
+    raw_from = pos = body  # raw bytes from raw_from on (header, gaps, small tensors) are not in segs yet
     dtypes: dict[str, int] = {}
     for begin, end, scheme in tensors:
         if begin < pos or begin == end:
             continue  # overlaps an earlier tensor (or is empty): covered raw or by that tensor
-        if begin > pos:
-            segs.append(Segment(body + pos, body + begin))
-        segs.extend(typed_segments(body + begin, body + end, scheme, "<" if scheme != "x1" else "|"))
         dtypes[scheme] = dtypes.get(scheme, 0) + 1
         pos = end
-    segs.append(Segment(body + pos, len(mv)))
-    info = {"tensors": sum(1 for k in header if k != "__metadata__"), "schemes": dtypes}
+        if end - begin < MIN_TYPED_BYTES:
+            continue
+        typed = typed_segments(begin, end, scheme, "<" if scheme != "x1" else "|")[0]
+        segs += [Segment(raw_from, begin), typed]
+        raw_from = typed.end  # a tail that is not a whole element stays raw
+    segs = [Segment(0, body), *segs, Segment(raw_from, len(mv))]
+    info = {"tensors": len(header) - ("__metadata__" in header), "schemes": dtypes}
     return _coalesce(segs, len(mv)), info
 
 
@@ -254,14 +260,34 @@ def dtype_from_json(value: Any) -> np.dtype:
     return dt
 
 
+def _aligned(dt: np.dtype) -> bool:
+    """True if ``dt`` or a structured dtype nested in it was made with ``align=True``."""
+    if dt.subdtype is not None:
+        return _aligned(dt.subdtype[0])
+    return dt.fields is not None and (dt.isalignedstruct or any(_aligned(f[0]) for f in dt.fields.values()))
+
+
 def array_bytes(arr: np.ndarray) -> tuple[memoryview, str, str, dict]:
-    """``(bytes, scheme, order, meta)`` of a numpy array; ``meta`` restores dtype, shape, memory order."""
+    """``(bytes, scheme, order, meta)`` of a numpy array; ``meta`` restores dtype, shape, memory order.
+
+    Only what comes back exactly is taken: a plain ``np.ndarray`` (any dtype but object, structured
+    dtypes without ``align=True``); anything else is a :class:`CodecError` saying what to pass instead.
+    """
     if isinstance(arr, np.ma.MaskedArray):
-        raise CodecError("masked arrays are not supported: compress .data and .mask separately")
-    arr = np.asarray(arr)
+        raise CodecError("masked arrays are not supported (the mask would be lost): compress .data and "
+                         ".mask separately")
+    if isinstance(arr, np.generic):
+        raise CodecError(f"numpy scalars ({type(arr).__name__}) are not supported (they would come back as "
+                         "0-d arrays): pass np.asarray(x)")
+    if type(arr) is not np.ndarray:
+        raise CodecError(f"{type(arr).__module__}.{type(arr).__name__} is a numpy array subclass, which would "
+                         "come back as a plain np.ndarray: pass np.asarray(x)")
     if arr.dtype.hasobject:
         raise CodecError("numpy arrays of Python objects (object dtype) cannot be compressed; "
                          "convert them to a numeric dtype")
+    if _aligned(arr.dtype):
+        raise CodecError(f"structured dtype {arr.dtype} was made with align=True, a flag nctk cannot store: "
+                         "view the array as the same fields, offsets and itemsize without align=True")
     fortran = arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous
     buf = np.asfortranarray(arr) if fortran else np.ascontiguousarray(arr)
     flat = buf.reshape(-1, order="F" if fortran else "C")
@@ -290,14 +316,25 @@ def tensor_bytes(t: Any) -> tuple[memoryview, str, str, dict]:
     """``(bytes, scheme, order, meta)`` of a torch tensor (any device, layout-strided, any dtype)."""
     import torch
 
-    if t.layout != torch.strided:
-        raise CodecError(f"torch tensors with layout {t.layout} are not supported; use .to_dense()")
+    if t.layout != torch.strided or t.is_nested:
+        raise CodecError(f"torch tensors with layout {t.layout}{' (nested)' if t.is_nested else ''} are not "
+                         "supported; use .to_dense() or .unbind()")
     if t.device.type == "meta":
         raise CodecError("meta tensors hold no data to compress")
     if t.is_quantized:
         raise CodecError("quantized torch tensors are not supported; use .dequantize() or .int_repr()")
+    if isinstance(t, torch.nn.Parameter) or t.requires_grad:
+        raise CodecError("tensors that require grad (and nn.Parameter) come back as plain tensors without "
+                         "autograd: pass t.detach()")
+    if type(t) is not torch.Tensor:
+        raise CodecError(f"{type(t).__name__} is a torch.Tensor subclass, which would come back as a plain "
+                         "tensor: pass a plain torch.Tensor")
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
+    if fmt is not None and not t.is_contiguous() and t.is_contiguous(memory_format=fmt):
+        raise CodecError(f"tensors in {str(fmt).removeprefix('torch.')} memory format would come back "
+                         "contiguous: pass t.contiguous() and restore the format with .to(memory_format=...)")
     name = str(t.dtype).removeprefix("torch.")
-    c = t.detach().cpu()
+    c = t.cpu()
     if c.is_conj():
         c = c.resolve_conj()
     if c.is_neg():

@@ -8,7 +8,12 @@ a *stream* named ``<scheme>.<field>``, e.g. ``f32.e`` (every float32 exponent in
 (the low bytes of every 8-byte integer). Per stream, each segment is either coded with an order-0
 table (its own, or one pooled table shared by the stream's segments) or stored raw, whichever the
 estimated size (table bytes included) says is smaller. Inputs under 64 KiB are stored wholly raw when
-that is smaller still.
+that is smaller still, and so are tensors under 128 bytes (``formats.MIN_TYPED_BYTES``).
+
+The encoder refuses (:class:`CodecError`, before any work) what a decoder would refuse: inputs over 4 TiB,
+more than 2**20 - 1 typed segments, or a layout that could exceed 64 MiB. Both directions work a block
+of elements at a time: the encoder never holds a stream's symbols at once, the decoder writes every
+field straight into the one output buffer.
 
 Sections (each present only when not empty; streams are visited in sorted ``(scheme, field index)``
 order wherever order matters):
@@ -36,8 +41,10 @@ tensors ``array`` = ``{"dtype", "shape"[, "order"]}``, and for files a short ``s
 from __future__ import annotations
 
 import json
+import mmap
 import os
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,7 +53,7 @@ from nctk.codec.tensor import fields as F
 from nctk.codec.tensor import formats
 from nctk.codec.tensor.formats import Segment
 from nctk.entropy.coder import DEFAULT_CHUNK, DEFAULT_LANES, decode_chunks, encode_chunks
-from nctk.entropy.container import Section
+from nctk.entropy.container import MAX_CHUNKS, Section, byte_view
 from nctk.entropy.errors import (
     CodecError,
     CorruptStreamError,
@@ -58,10 +65,14 @@ from nctk.entropy.errors import (
 from nctk.entropy.tables import PRECISION_MAX, PRECISION_MIN, Tables, from_counts
 
 RAW_CHUNK_BYTES = 1 << 24  # verbatim bytes per chunk of the "raw" section
-RAW_CHUNK_SYMBOLS = 1 << 24  # symbols per chunk of a "<stream>.raw" section (a multiple of 8)
-CODER_BATCH_CHUNKS = 64  # chunks handed to the coder per call: bounds its int64 working copies
+RAW_CHUNK_SYMBOLS = 1 << 24  # symbols per chunk of the "planes" section (a multiple of 8)
+# Chunks handed to the coder per call: enough for every core, few enough to bound its 4-byte-per-symbol
+# working arrays (the bytes do not depend on it: chunks are independent).
+CODER_BATCH_CHUNKS = max(8, os.cpu_count() or 1)
+BLOCK_ELEMENTS = 1 << 20  # elements split into fields at a time: bounds the encoder's temporaries
 SMALL_INPUT = 1 << 16  # below this many bytes, one rANS lane (less per-chunk state overhead)
-MAX_LAYOUT_BYTES = 64 << 20
+MAX_LAYOUT_BYTES = 64 << 20  # the largest layout section a decoder accepts (and so the encoder writes)
+MAX_TYPED_SEGMENTS = (1 << 20) - 1  # each may need its own table; a stream's table set holds at most 2**20
 MAX_ORIGINAL_SIZE = 1 << 42  # 4 TiB: a header claiming more is refused before any allocation
 
 
@@ -86,7 +97,7 @@ class TensorLossless:
 
     def sniff(self, prefix: bytes, name: str | None = None) -> bool:
         """True for content that starts like an ``.npy`` or a ``.safetensors`` file."""
-        return formats.is_npy(prefix) or formats.is_safetensors(prefix)
+        return _content_format(prefix) is not None
 
     # ----------------------------------------------------------------------------------- encoding
 
@@ -94,33 +105,27 @@ class TensorLossless:
         """Encode a :class:`FileItem` (or bytes), a numpy array, or a torch tensor."""
         if quality is not None:
             raise CodecError(f"codec {self.id!r} is lossless and takes no quality setting; omit quality")
-        if isinstance(item, (bytes, bytearray, memoryview)):
-            item = FileItem(bytes(item), None)
+        if isinstance(item, (bytes, bytearray, memoryview, mmap.mmap)):
+            item = FileItem(item, None)
         if isinstance(item, FileItem):
             return self._encode_file(item)
         if formats.is_torch_tensor(item):
             raw, sch, order, meta = formats.tensor_bytes(item)
             return self._encode_array(raw, sch, order, meta, "tensor")
         if isinstance(item, (np.ndarray, np.generic)):
-            raw, sch, order, meta = formats.array_bytes(np.asarray(item))
+            raw, sch, order, meta = formats.array_bytes(item)
             return self._encode_array(raw, sch, order, meta, "array")
         raise CodecError(f"{self.id} cannot encode a {type(item).__name__}; give it .npy/.safetensors "
                          "bytes, a numpy array or a torch tensor")
 
-    def _file_format(self, item: FileItem) -> str:
-        if formats.is_npy(item.data):
-            return "npy"
-        if formats.is_safetensors(item.data):
-            return "safetensors"
-        ext = os.path.splitext(item.name or "")[1].lower()
-        if ext in (".npy", ".safetensors"):
-            return ext[1:]
-        shown = item.name or "the input"
-        raise CodecError(f"{shown!r} is neither an .npy nor a .safetensors file")
-
     def _encode_file(self, item: FileItem) -> Encoded:
-        fmt = self._file_format(item)
-        data = memoryview(item.data)
+        data = byte_view(item.data)
+        fmt = _content_format(data)  # content first, then the name's extension
+        if fmt is None:
+            ext = os.path.splitext(item.name or "")[1].lower()
+            if ext not in (".npy", ".safetensors"):
+                raise CodecError(f"{item.name or 'the input'!r} is neither an .npy nor a .safetensors file")
+            fmt = ext[1:]
         segs, summary = formats.parse_npy(data) if fmt == "npy" else formats.parse_safetensors(data)
         lanes = 1 if len(data) < SMALL_INPUT else DEFAULT_LANES
         header = base_header(self, kind="file", original_name=item.name, lanes=lanes,
@@ -139,51 +144,47 @@ class TensorLossless:
         """The coded sections, or for small inputs everything stored raw if that is smaller."""
         sections = self._code_segments(data, segs, lanes)
         if len(data) < SMALL_INPUT and any(s.scheme for s in segs):
-            plain = _layout_sections([["raw", len(data)]], bytes(data))
+            plain = _layout_sections([["raw", len(data)]], [data])
             if _stored_size(plain) < _stored_size(sections):
                 return plain
         return sections
 
     def _code_segments(self, data: memoryview, segs: list[Segment], lanes: int) -> list[Section]:
+        _check_limits(len(data), segs, self.chunk_size)
         layout: list[list] = []
         raw_parts: list[memoryview] = []
-        streams: dict[tuple[str, int], list[tuple[int, np.ndarray]]] = {}
+        members: dict[str, list[_Member]] = {}  # scheme -> its typed segments, in layout order
         for seg in segs:
-            piece = data[seg.start : seg.end]
             if seg.scheme is None:
                 layout.append(["raw", seg.size])
-                raw_parts.append(piece)
+                raw_parts.append(data[seg.start : seg.end])
                 continue
             sch = F.SCHEMES[seg.scheme]
-            n = seg.size // sch.unit
-            entry = ["t", sch.name, seg.order, n, [-1] * len(sch.fields)]
-            layout.append(entry)
-            for j, symbols in enumerate(F.split(piece, sch, seg.order)):
-                streams.setdefault((sch.name, j), []).append((len(layout) - 1, symbols))
+            layout.append(["t", sch.name, seg.order, seg.size // sch.unit, [-1] * len(sch.fields)])
+            members.setdefault(sch.name, []).append(_Member(len(layout) - 1, seg.start, seg.end, seg.order))
         tab_chunks: list[bytes] = []
         tab_counts: list[int] = []
         plane_chunks: list[bytes] = []
         plane_counts: list[int] = []
         coded_sections: list[Section] = []
-        for (name, j), members in sorted(streams.items()):
-            fname, bits, _ = F.SCHEMES[name].fields[j]
-            tids, tables = _plan_stream([s for _, s in members], bits, lanes, self.chunk_size)
-            for (li, _), t in zip(members, tids, strict=True):
-                layout[li][4][j] = t
-            coded = [(s, t) for (_, s), t in zip(members, tids, strict=True) if t >= 0 and len(s)]
-            if coded:
-                assert tables is not None
-                tab_chunks.append(tables.to_bytes())
-                tab_counts.append(len(tables))
-                chunks, counts = _rans_encode(coded, tables, lanes, self.chunk_size)
-                coded_sections.append(Section(f"{name}.{fname}", chunks, counts))
-            stored = [s for (_, s), t in zip(members, tids, strict=True) if t == -1 and len(s)]
-            if stored:
-                sym = np.concatenate(stored)
-                for a in range(0, len(sym), RAW_CHUNK_SYMBOLS):
-                    plane_chunks.append(F.pack(sym[a : a + RAW_CHUNK_SYMBOLS], bits))
-                    plane_counts.append(min(RAW_CHUNK_SYMBOLS, len(sym) - a))
-        out = _layout_sections(layout, b"".join(raw_parts))
+        for name in sorted(members):  # streams in sorted (scheme, field index) order
+            sch, mem = F.SCHEMES[name], members[name]
+            for j, (fname, bits, _) in enumerate(sch.fields):
+                tids, tables = _plan_stream(_field_stats(data, mem, sch, j), len(mem), bits, lanes, self.chunk_size)
+                for m, t in zip(mem, tids, strict=True):
+                    layout[m.index][4][j] = t
+                coded = [(m, t) for m, t in zip(mem, tids, strict=True) if t >= 0]
+                if coded:
+                    assert tables is not None
+                    tab_chunks.append(tables.to_bytes())
+                    tab_counts.append(len(tables))
+                    chunks, counts = _rans_encode(data, coded, sch, j, tables, lanes, self.chunk_size)
+                    coded_sections.append(Section(f"{name}.{fname}", chunks, counts))
+                stored = [m for m, t in zip(mem, tids, strict=True) if t == -1]
+                for sym in _rebatch(_symbols(data, stored, sch, j), RAW_CHUNK_SYMBOLS, np.concatenate):
+                    plane_chunks.append(F.pack(sym, bits))
+                    plane_counts.append(len(sym))
+        out = _layout_sections(layout, raw_parts)
         if tab_chunks:
             out.append(Section("tables", tab_chunks, tab_counts))
         out.extend(coded_sections)
@@ -194,7 +195,8 @@ class TensorLossless:
     # ----------------------------------------------------------------------------------- decoding
 
     def decode(self, encoded: Encoded) -> Any:
-        """The :class:`FileItem`, numpy array or torch tensor that :meth:`encode` was given."""
+        """The :class:`FileItem`, numpy array or torch tensor that :meth:`encode` was given. Files come back
+        as a ``bytearray`` (the decoder's own buffer: no copy)."""
         h = encoded.header
         if h.get("codec") != self.id:
             raise FormatError(f"not a {self.id} file (codec {h.get('codec')!r})")
@@ -220,7 +222,7 @@ class TensorLossless:
         try:
             data = self._decode_segments(encoded, lanes, chunk_size, size)
             if kind == "file":
-                return FileItem(bytes(data), name)
+                return FileItem(data, name)
             if kind == "tensor":
                 return formats.tensor_from_bytes(data, meta)
             return formats.array_from_bytes(data, meta)
@@ -233,87 +235,145 @@ class TensorLossless:
             raise FormatError(f"{self.id}: malformed payload ({type(e).__name__}: {e})") from e
 
     def _decode_segments(self, enc: Encoded, lanes: int, chunk_size: int, size: int) -> bytearray:
+        """Validate the layout against the sections, then write every segment straight into one buffer."""
         layout = _parse_layout(enc.section("layout"))
-        if sum(_entry_bytes(e) for e in layout) != size:
+        starts = [0]
+        for e in layout:
+            starts.append(starts[-1] + _entry_bytes(e))
+        if starts[-1] != size:
             raise FormatError("layout does not add up to the original size")
-        expected = {"layout"}
-        raw_total = sum(e[1] for e in layout if e[0] == "raw")
-        raw = b""
-        if raw_total:
-            expected.add("raw")
-            raw = b"".join(bytes(c) for c in enc.section("raw").chunks)
-            if len(raw) != raw_total:
-                raise FormatError(f"raw section holds {len(raw)} bytes, the layout needs {raw_total}")
         streams: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
         for li, e in enumerate(layout):
             if e[0] == "t":
                 for j, t in enumerate(e[4]):
                     streams.setdefault((e[1], j), []).append((li, e[3], t))
-        tables = _Cursor(enc, "tables", expected)
-        planes = _Cursor(enc, "planes", expected)
-        values: dict[tuple[int, int], np.ndarray] = {}
+        raw = [(starts[li], e[1]) for li, e in enumerate(layout) if e[0] == "raw" and e[1]]
+        needed = {"layout"} | ({"raw"} if raw else set())
+        for (name, j), members in streams.items():
+            if any(t >= 0 and n for _, n, t in members):
+                needed |= {"tables", f"{name}.{F.scheme(name).fields[j][0]}"}
+            if any(t == -1 and n for _, n, t in members):
+                needed.add("planes")
+        extra = [n for n in enc.names() if n not in needed]
+        if extra:
+            raise FormatError(f"unexpected sections {', '.join(map(repr, extra))} for this layout")
+        if raw:
+            sec = enc.section("raw")
+            want = sum(n for _, n in raw)
+            if sec.total_bytes != want:
+                raise FormatError(f"raw section holds {sec.total_bytes} bytes, the layout needs {want}")
+        out = bytearray(size)  # zeroed: untouched pages cost nothing, and fields are OR-ed in
+        buf = np.frombuffer(out, dtype=np.uint8) if size else np.zeros(0, np.uint8)
+        if raw:
+            put = _Scatter(buf, [(a, n, "|") for a, n in raw], 1, _copy)
+            for chunk in enc.section("raw").chunks:
+                put(np.frombuffer(chunk, dtype=np.uint8))
+
+        def scatter(sel: list[tuple[int, int, int]], sch: F.Scheme, j: int) -> _Scatter:
+            """Field ``j`` of the members ``sel`` (members that lie back to back form one run)."""
+            runs: list[tuple[int, int, str]] = []
+            for li, n, _ in sel:
+                start, order = starts[li], layout[li][2]
+                if runs and runs[-1][0] + runs[-1][1] == start and runs[-1][2] == order:
+                    runs[-1] = (runs[-1][0], runs[-1][1] + n * sch.unit, order)
+                else:
+                    runs.append((start, n * sch.unit, order))
+            return _Scatter(buf, runs, sch.unit, lambda dst, src, order: F.merge_into(dst, src, sch, order, j))
+
+        tables = _Cursor(enc, "tables")
+        planes = _Cursor(enc, "planes")
         for (name, j), members in sorted(streams.items()):
-            fname, bits, _ = F.scheme(name).fields[j]
+            sch = F.scheme(name)
+            fname, bits, _ = sch.fields[j]
+            consts = [(starts[li], n * sch.unit, layout[li][2], -2 - t) for li, n, t in members if t < -2 and n]
+            if consts:  # (-2: a constant 0, which the zeroed buffer holds already)
+                if max(v for *_, v in consts) >= 1 << bits:
+                    raise FormatError(f"a constant does not fit the {bits} bits of stream {name}.{fname}")
+                _fill_constants(buf, consts, sch, j)
             coded = [(li, n, t) for li, n, t in members if t >= 0 and n > 0]
-            stored = [(li, n) for li, n, t in members if t == -1 and n > 0]
-            for li, n, t in members:
-                if t <= -2 and n > 0:
-                    if -2 - t >= 1 << bits:
-                        raise FormatError(f"constant {-2 - t} does not fit stream {name}.{fname}")
-                    values[(li, j)] = np.full(n, -2 - t, dtype=np.uint16 if bits > 8 else np.uint8)
             if coded:
-                sname = f"{name}.{fname}"
-                expected.add(sname)
                 blob, count = tables.take(1)
-                sym = _rans_decode(enc.section(sname), blob[0], count[0], coded, bits, lanes, chunk_size)
-                a = 0
-                for li, n, _ in coded:
-                    values[(li, j)] = sym[a : a + n]
-                    a += n
+                _rans_decode(enc.section(f"{name}.{fname}"), blob[0], count[0], coded, bits, lanes, chunk_size,
+                             scatter(coded, sch, j))
+            stored = [(li, n, t) for li, n, t in members if t == -1 and n > 0]
             if stored:
-                total = sum(n for _, n in stored)
+                total = sum(n for _, n, _ in stored)
                 blobs, counts = planes.take(-(-total // RAW_CHUNK_SYMBOLS))
                 want = [min(RAW_CHUNK_SYMBOLS, total - a) for a in range(0, total, RAW_CHUNK_SYMBOLS)]
                 if counts != want:
                     raise FormatError(f"planes section: stream {name}.{fname} has chunks of {counts} "
                                       f"symbols, the layout needs {want}")
-                sym = np.concatenate([F.unpack(c, n, bits) for c, n in zip(blobs, counts, strict=True)])
-                a = 0
-                for li, n in stored:
-                    values[(li, j)] = sym[a : a + n]
-                    a += n
+                put = scatter(stored, sch, j)
+                for c, n in zip(blobs, counts, strict=True):
+                    put(F.unpack(c, n, bits))
         tables.finish()
         planes.finish()
-        extra = [n for n in enc.names() if n not in expected]
-        if extra:
-            raise FormatError(f"unexpected sections {', '.join(map(repr, extra))} for this layout")
-        out = bytearray(size)
-        pos = rpos = 0
-        empty = np.zeros(0, dtype=np.uint8)
-        for li, e in enumerate(layout):
-            if e[0] == "raw":
-                piece: bytes | memoryview = memoryview(raw)[rpos : rpos + e[1]]
-                rpos += e[1]
-            else:
-                sch = F.scheme(e[1])
-                piece = F.merge([values.get((li, j), empty) for j in range(len(sch.fields))], sch, e[2])
-            out[pos : pos + len(piece)] = piece
-            pos += len(piece)
         return out
+
+
+class _Member(NamedTuple):
+    """A typed segment of the input: its layout entry and its bytes ``[start, end)`` in byte order ``order``."""
+
+    index: int
+    start: int
+    end: int
+    order: str
+
+
+class _Scatter:
+    """Writes a stream of items (bytes, or one field's symbols), arriving in pieces in order, into runs of
+    the output buffer: ``runs`` are ``(byte offset, byte count, byte order)``, ``unit`` bytes per item,
+    ``write(destination bytes, items or one int, byte order)``."""
+
+    def __init__(self, buf: np.ndarray, runs: list[tuple[int, int, str]], unit: int, write: Callable):
+        self.buf, self.runs, self.unit, self.write = buf, runs, unit, write
+        self.next = self.pos = self.end = 0  # the next run; the current run's byte range left to fill
+
+    def __call__(self, items: np.ndarray) -> None:
+        k = 0
+        while k < len(items):
+            if self.pos == self.end:
+                self.pos, nbytes, self.order = self.runs[self.next]
+                self.end = self.pos + nbytes
+                self.next += 1
+            take = min(len(items) - k, (self.end - self.pos) // self.unit, BLOCK_ELEMENTS)  # bounds temporaries
+            self.write(self.buf[self.pos : self.pos + take * self.unit], items[k : k + take], self.order)
+            self.pos += take * self.unit
+            k += take
+
+
+def _fill_constants(buf: np.ndarray, consts: list[tuple[int, int, str, int]], sch: F.Scheme, j: int) -> None:
+    """Field ``j`` of segments where it is one value throughout, ``(byte offset, bytes, byte order,
+    value)`` each: large ones in place, small ones all at once (a file may hold a million of them)."""
+    small = [c for c in consts if c[1] <= 64 * sch.unit]
+    for start, nbytes, order, v in consts:
+        if nbytes > 64 * sch.unit:
+            F.merge_into(buf[start : start + nbytes], v, sch, order, j)
+    for order in {c[2] for c in small}:
+        sel = [c for c in small if c[2] == order]
+        pattern = np.zeros(len(sel) * sch.unit, np.uint8)  # one element per segment, only field j set
+        F.merge_into(pattern, np.array([c[3] for c in sel]), sch, order, j)
+        nbytes = np.array([c[1] for c in sel])
+        seg = np.repeat(np.arange(len(sel)), nbytes)
+        offset = np.arange(len(seg)) - np.repeat(np.cumsum(nbytes) - nbytes, nbytes)  # byte within its segment
+        buf[np.array([c[0] for c in sel])[seg] + offset] |= pattern[seg * sch.unit + offset % sch.unit]
+
+
+def _copy(dst: np.ndarray, src: np.ndarray, order: str) -> None:
+    dst[:] = src
 
 
 class _Cursor:
     """Walks the chunks of an optional section (``tables`` or ``planes``) stream by stream."""
 
-    def __init__(self, enc: Encoded, name: str, expected: set[str]):
-        self.enc, self.name, self.expected = enc, name, expected
+    def __init__(self, enc: Encoded, name: str):
+        self.enc, self.name = enc, name
         self.sec: Section | None = None
         self.pos = 0
 
     def take(self, k: int) -> tuple[list, list[int]]:
         if self.sec is None:
             self.sec = self.enc.section(self.name)
-            self.expected.add(self.name)
         if self.pos + k > len(self.sec.chunks):
             raise FormatError(f"section {self.name!r} has fewer chunks than the layout needs")
         a, self.pos = self.pos, self.pos + k
@@ -324,7 +384,142 @@ class _Cursor:
             raise FormatError(f"section {self.name!r} has more chunks than the layout needs")
 
 
-# ------------------------------------------------------------------------------------------- planning
+# ------------------------------------------------------------------------------------------ encoding
+
+def _content_format(prefix: bytes | memoryview) -> str | None:
+    """``"npy"`` or ``"safetensors"`` if the leading bytes say so, else None."""
+    if formats.is_npy(prefix):
+        return "npy"
+    return "safetensors" if formats.is_safetensors(prefix) else None
+
+
+def _check_limits(size: int, segs: list[Segment], chunk_size: int) -> None:
+    """Refuse, before any work, an input whose file a decoder would refuse: too large, too many typed
+    segments, a layout that could exceed :data:`MAX_LAYOUT_BYTES`, or a stream over the container's chunks."""
+    if size > MAX_ORIGINAL_SIZE:
+        raise CodecError(f"the input is {size} bytes; a file holds at most {MAX_ORIGINAL_SIZE}: split it")
+    typed = sum(1 for s in segs if s.scheme is not None)
+    if typed > MAX_TYPED_SEGMENTS:
+        raise CodecError(f"the input has {typed} tensors to code; a file holds at most {MAX_TYPED_SEGMENTS}: "
+                         "split it into several files")
+    bound = _layout_bound(segs)
+    if bound > MAX_LAYOUT_BYTES:
+        raise CodecError(f"the input has {typed} tensors to code; their layout could take {bound} bytes, over "
+                         f"the {MAX_LAYOUT_BYTES}-byte limit that decoders accept: split it into several files "
+                         "with fewer tensors each")
+    elements: dict[str, int] = {}
+    for seg in segs:
+        if seg.scheme is not None:
+            elements[seg.scheme] = elements.get(seg.scheme, 0) + seg.size // F.SCHEMES[seg.scheme].unit
+    for name, n in elements.items():
+        if -(-n // chunk_size) > MAX_CHUNKS:
+            raise CodecError(f"{n} {name} elements need more than {MAX_CHUNKS} chunks of {chunk_size} symbols: "
+                             "use a larger chunk_size")
+
+
+def _layout_bound(segs: list[Segment]) -> int:
+    """An upper bound on the layout section's bytes for these segments: its JSON with every entry at
+    its widest (``["raw",n]``, ``["t","sch","<",n,[ids]]``; an id is a table number up to the scheme's
+    segment count, -1, or ``-2 - v`` for a constant field value ``v``)."""
+    typed: dict[str, list[int]] = {}  # scheme -> elements per segment
+    bound = len('{"segments":[]}') + len(segs) - 1
+    for seg in segs:
+        if seg.scheme is None:
+            bound += len('["raw",]') + len(str(seg.size))
+        else:
+            typed.setdefault(seg.scheme, []).append(seg.size // F.SCHEMES[seg.scheme].unit)
+    for name, ns in typed.items():
+        fields = F.SCHEMES[name].fields
+        ids = sum(max(len(str(len(ns))), len(str(-1 - (1 << bits)))) for _, bits, _ in fields) + len(fields) - 1
+        bound += len(ns) * (len('["t","","<",,[]]') + len(name) + ids) + sum(len(str(n)) for n in ns)
+    return bound
+
+
+def _pieces(data: memoryview, members: list[_Member], unit: int) -> Iterator[tuple[Any, str, list]]:
+    """The members' bytes in order, as ``(bytes, byte order, [(member position, elements), ...])``: small
+    members of one byte order gathered into one piece (a view when they lie back to back), large ones
+    cut into pieces of :data:`BLOCK_ELEMENTS` elements, so that splitting costs neither a call per tiny
+    tensor nor a copy of a large one."""
+    ranges: list[list[int]] = []  # byte ranges of the piece being gathered
+    spans: list[tuple[int, int]] = []
+    have, order = 0, ""
+    for i, m in enumerate(members):
+        n = (m.end - m.start) // unit
+        if ranges and (have + n > BLOCK_ELEMENTS or m.order != order):
+            yield _gather(data, ranges), order, spans
+            ranges, spans, have = [], [], 0
+        if n > BLOCK_ELEMENTS:
+            for a in range(0, n, BLOCK_ELEMENTS):
+                k = min(BLOCK_ELEMENTS, n - a)
+                yield data[m.start + a * unit : m.start + (a + k) * unit], m.order, [(i, k)]
+            continue
+        if ranges and ranges[-1][1] == m.start:
+            ranges[-1][1] = m.end
+        else:
+            ranges.append([m.start, m.end])
+        spans.append((i, n))
+        have, order = have + n, m.order
+    if ranges:
+        yield _gather(data, ranges), order, spans
+
+
+def _gather(data: memoryview, ranges: list[list[int]]) -> Any:
+    return data[ranges[0][0] : ranges[0][1]] if len(ranges) == 1 else b"".join(data[a:b] for a, b in ranges)
+
+
+def _symbols(data: memoryview, members: list[_Member], sch: F.Scheme, j: int) -> Iterator[np.ndarray]:
+    """Field ``j`` of the members' elements, back to back, in pieces."""
+    for piece, order, _ in _pieces(data, members, sch.unit):
+        yield F.field(piece, sch, order, j)
+
+
+def _rebatch(pieces: Iterable, size: int, join: Callable) -> Iterator:
+    """The pieces' items back to back, re-cut into batches of exactly ``size`` (the last one shorter)."""
+    pending: list = []
+    have = 0
+    for p in pieces:
+        while len(p):
+            take = min(len(p), size - have)
+            pending.append(p[:take])
+            have += take
+            p = p[take:]
+            if have == size:
+                yield pending[0] if len(pending) == 1 else join(pending)
+                pending, have = [], 0
+    if have:
+        yield pending[0] if len(pending) == 1 else join(pending)
+
+
+def _field_stats(data: memoryview, members: list[_Member], sch: F.Scheme, j: int) -> tuple[np.ndarray, ...]:
+    """Every member's histogram of field ``j`` as sparse triples ``(member position, symbol, count)``,
+    sorted: a million small tensors must not cost a million dense 256-bin histograms."""
+    size = 1 << sch.fields[j][1]
+    found: list[tuple[np.ndarray, ...]] = []
+    hist, owner = np.zeros(size, np.int64), -1  # a member too large for one piece, added up piece by piece
+
+    def flush() -> None:
+        nz = np.flatnonzero(hist)
+        found.append((np.full(len(nz), owner, np.int32), nz.astype(np.uint16), hist[nz]))
+
+    for piece, order, spans in _pieces(data, members, sch.unit):
+        f = F.field(piece, sch, order, j)
+        if len(spans) == 1:
+            if spans[0][0] != owner:
+                if owner >= 0:
+                    flush()
+                hist, owner = np.zeros(size, np.int64), spans[0][0]
+            hist += np.bincount(f, minlength=size)
+            continue
+        if owner >= 0:
+            flush()
+            owner = -1
+        ids = np.repeat(np.array([i for i, _ in spans], dtype=np.int64), [n for _, n in spans])
+        keys, cnt = np.unique(ids * size + f, return_counts=True)
+        found.append(((keys // size).astype(np.int32), (keys % size).astype(np.uint16), cnt))
+    if owner >= 0:
+        flush()
+    return tuple(np.concatenate(x) for x in zip(*found, strict=True))
+
 
 def _varint_len(v: np.ndarray) -> np.ndarray:
     return 1 + (v >= 1 << 7) + (v >= 1 << 14) + (v >= 1 << 21)
@@ -340,21 +535,6 @@ def _table_bytes(h: np.ndarray, precision: int) -> int:
     return 8 + int(_varint_len(f).sum()) + 1
 
 
-def _entropy_bits(h: np.ndarray) -> float:
-    n = h.sum()
-    if n == 0:
-        return 0.0
-    p = h[h > 0].astype(np.float64)
-    return float((p * np.log2(n / p)).sum())
-
-
-def _cross_bits(h: np.ndarray, pool: np.ndarray, precision: int) -> float:
-    total = pool.sum()
-    q = np.maximum(pool / total, 1.0 / (1 << precision))
-    m = h > 0
-    return float((h[m] * -np.log2(q[m])).sum())
-
-
 def _precision(n: int, alphabet: int) -> int:
     """Table precision: enough for the empirical probabilities of ``n`` symbols and for ``alphabet``
     entries (escape included), within what the entropy layer allows."""
@@ -362,54 +542,62 @@ def _precision(n: int, alphabet: int) -> int:
     return max(need, min(PRECISION_MAX, n.bit_length() + 1))
 
 
-def _plan_stream(arrays: list[np.ndarray], bits: int, lanes: int,
+def _plan_stream(stats: tuple[np.ndarray, ...], m: int, bits: int, lanes: int,
                  chunk_size: int) -> tuple[list[int], Tables | None]:
     """Per member: a table id (into the returned Tables), -1 for raw storage, or ``-2 - v`` when every
-    symbol equals ``v``.
+    symbol equals ``v``. ``stats`` are the members' histograms as sparse triples (:func:`_field_stats`).
 
     Each member costs the least of: raw (``bits`` per symbol), its own table (entropy plus table
     bytes) or the stream's pooled table (cross-entropy; the pooled table's bytes are charged once and
     the pool is dropped when it does not pay). Then the whole stream is stored raw if coding does not
-    beat that, counting per-chunk state and section overhead.
+    beat that, counting per-chunk state and section overhead. Every cost is a sum over the triples,
+    vectorised over members.
     """
-    m = len(arrays)
+    mi, sym, cnt = stats
     size = 1 << bits
-    ns = np.array([len(a) for a in arrays], dtype=np.int64)
     choice = [-1] * m
-    if ns.sum() == 0:
+    nnz = np.bincount(mi, minlength=m)
+    first = np.cumsum(nnz) - nnz  # each member's first triple
+    for i in np.flatnonzero(nnz == 1):  # one value throughout: the layout records it, nothing else is stored
+        choice[i] = -2 - int(sym[first[i]])
+    keep = nnz[mi] > 1
+    mi, sym, cnt = mi[keep], sym[keep], cnt[keep]
+    if not len(mi):
         return choice, None
-    hists = [np.bincount(a, minlength=size).astype(np.int64) if len(a) else np.zeros(size, np.int64)
-             for a in arrays]
-    for i, h in enumerate(hists):
-        nz = np.flatnonzero(h)
-        if len(nz) == 1:  # one value throughout: the layout records it, nothing else is stored
-            choice[i] = -2 - int(nz[0])
-            ns[i] = 0
-            hists[i] = np.zeros(size, np.int64)
-    if ns.sum() == 0:
-        return choice, None
-    total = hists[0].copy()
-    for h in hists[1:]:
-        total += h
+    nnz = np.bincount(mi, minlength=m)
+    first = np.cumsum(nnz) - nnz
+    live = nnz > 0
+    ns = np.bincount(mi, weights=cnt, minlength=m).astype(np.int64)
+
+    def per_member(values: np.ndarray) -> np.ndarray:
+        return np.bincount(mi, weights=values, minlength=m)
+
+    def pooled(members: np.ndarray) -> np.ndarray:
+        sel = members[mi]
+        return np.bincount(sym[sel], weights=cnt[sel], minlength=size).astype(np.int64)
+
+    total = pooled(live)
     nz = np.flatnonzero(total)
     precision = _precision(int(ns.sum()), int(nz[-1] - nz[0] + 1) + 1)
     raw = ns * bits / 8.0
-    own = np.array([_entropy_bits(h) / 8 + _table_bytes(h, precision) if n else np.inf
-                    for h, n in zip(hists, ns, strict=True)])
+    p = cnt.astype(np.float64)
+    entropy = per_member(p * np.log2(ns[mi] / p))
+    freq = np.maximum(1, np.rint(p / ns[mi] * (1 << precision)))
+    lo, hi = (sym[np.minimum(k, len(sym) - 1)].astype(np.int64) for k in (first, first + nnz - 1))
+    span = np.where(live, hi - lo + 1, 0)
+    table = 9 + per_member(_varint_len(freq)) + span - nnz  # table bytes; zero counts inside the range: 1 byte
+    own = np.where(live, entropy / 8 + table, np.inf)
     alone = np.minimum(raw, own)
 
-    def pooled(members: np.ndarray) -> np.ndarray:
-        return sum((hists[i] for i in np.flatnonzero(members)), np.zeros(size, np.int64))
-
     def shared_cost(pool: np.ndarray) -> np.ndarray:
-        return np.array([_cross_bits(h, pool, precision) / 8 if n else np.inf
-                         for h, n in zip(hists, ns, strict=True)])
+        q = np.maximum(pool / pool.sum(), 1.0 / (1 << precision))
+        return np.where(live, per_member(p * -np.log2(q[sym])) / 8, np.inf)
 
     shared = np.zeros(m, dtype=bool)
     pool = total
     for _ in range(3):  # members that fit the pool best, then the pool of those members, ...
         cost = shared_cost(pool)
-        new = (cost < alone) & (ns > 0)
+        new = (cost < alone) & live
         if new.any() and cost[new].sum() + _table_bytes(pooled(new), precision) >= alone[new].sum():
             new[:] = False
         if (new == shared).all():
@@ -418,7 +606,7 @@ def _plan_stream(arrays: list[np.ndarray], bits: int, lanes: int,
         if not shared.any():
             break
         pool = pooled(shared)
-    use_own = (~shared) & (own < raw) & (ns > 0)
+    use_own = (~shared) & (own < raw) & live
     coded = shared | use_own
     if not coded.any():
         return choice, None
@@ -439,7 +627,9 @@ def _plan_stream(arrays: list[np.ndarray], bits: int, lanes: int,
             choice[i] = 0
         elif use_own[i]:
             choice[i] = len(tables)
-            tables.append(_table(hists[i], precision))
+            h = np.zeros(size, np.int64)
+            h[sym[first[i] : first[i] + nnz[i]]] = cnt[first[i] : first[i] + nnz[i]]
+            tables.append(_table(h, precision))
     return choice, Tables(tables)
 
 
@@ -449,27 +639,42 @@ def _table(h: np.ndarray, precision: int):
     return from_counts(h[lo : hi + 1], offset=lo, precision=precision)
 
 
-def _rans_encode(coded: list[tuple[np.ndarray, int]], tables: Tables, lanes: int,
-                 chunk_size: int) -> tuple[list[bytes], list[int]]:
-    """rANS chunks (and symbol counts) of the members' symbols back to back, each with its table."""
-    sym = np.concatenate([s for s, _ in coded])
-    single = len({t for _, t in coded}) == 1
-    idx = coded[0][1] if single else np.repeat(
-        np.array([t for _, t in coded], dtype=np.int32), [len(s) for s, _ in coded])
+def _rans_encode(data: memoryview, coded: list[tuple[_Member, int]], sch: F.Scheme, j: int, tables: Tables,
+                 lanes: int, chunk_size: int) -> tuple[list[bytes], list[int]]:
+    """rANS chunks (and symbol counts) of field ``j`` of the members back to back, each with its table.
+    Fields are split and coded a batch at a time: the stream's symbols never all exist at once."""
+    tids = np.array([t for _, t in coded], dtype=np.int32)
+    ns = np.array([(m.end - m.start) // sch.unit for m, _ in coded], dtype=np.int64)
     chunks: list[bytes] = []
-    batch = chunk_size * CODER_BATCH_CHUNKS
-    for a in range(0, len(sym), batch):
-        part_idx = idx if single else idx[a : a + batch]
-        chunks.extend(encode_chunks(sym[a : a + batch], part_idx, tables, chunk_size=chunk_size, lanes=lanes))
-    return chunks, [min(chunk_size, len(sym) - a) for a in range(0, len(sym), chunk_size)]
+    a = 0
+    for sym in _rebatch(_symbols(data, [m for m, _ in coded], sch, j), chunk_size * CODER_BATCH_CHUNKS,
+                        np.concatenate):
+        chunks.extend(encode_chunks(sym, _table_ids(tids, ns, a, len(sym)), tables, chunk_size=chunk_size,
+                                    lanes=lanes))
+        a += len(sym)
+    return chunks, [min(chunk_size, a - s) for s in range(0, a, chunk_size)]
 
 
-def _layout_sections(layout: list[list], raw: bytes) -> list[Section]:
-    """The ``layout`` section and, when there are raw bytes, the ``raw`` section."""
+def _table_ids(tids: np.ndarray, ns: np.ndarray, a: int, n: int) -> int | np.ndarray:
+    """The table of each symbol ``a .. a+n-1`` of a stream whose members hold ``ns`` symbols with tables
+    ``tids`` (one int when all share a table)."""
+    if (tids == tids[0]).all():
+        return int(tids[0])
+    starts = np.cumsum(ns) - ns
+    lo, hi = np.searchsorted(starts, a, "right") - 1, np.searchsorted(starts, a + n)
+    ends = np.minimum(starts[lo:hi] + ns[lo:hi], a + n)
+    return np.repeat(tids[lo:hi], ends - np.maximum(starts[lo:hi], a))
+
+
+def _layout_sections(layout: list[list], raw_parts: list[memoryview]) -> list[Section]:
+    """The ``layout`` section and, when there are raw bytes, the ``raw`` section (chunks that lie in one
+    part are views of the input, not copies)."""
     blob = json.dumps({"segments": layout}, separators=(",", ":")).encode("ascii")
+    if len(blob) > MAX_LAYOUT_BYTES:  # _check_limits bounds it; never write what a decoder refuses
+        raise CodecError(f"the layout takes {len(blob)} bytes, over the {MAX_LAYOUT_BYTES}-byte limit")
     out = [Section("layout", [blob], [1])]
-    if raw:
-        pieces = [raw[a : a + RAW_CHUNK_BYTES] for a in range(0, len(raw), RAW_CHUNK_BYTES)]
+    pieces = list(_rebatch(raw_parts, RAW_CHUNK_BYTES, b"".join))
+    if pieces:
         out.append(Section("raw", pieces, [len(p) for p in pieces]))
     return out
 
@@ -522,8 +727,9 @@ def _entry_bytes(e: list) -> int:
 
 
 def _rans_decode(sec: Section, table_blob, table_count: int, coded: list[tuple[int, int, int]],
-                 bits: int, lanes: int, chunk_size: int) -> np.ndarray:
-    """The coded members' symbols (uint8, or uint16 above 8 bits) from one stream's rANS section."""
+                 bits: int, lanes: int, chunk_size: int, sink: Callable[[np.ndarray], None]) -> None:
+    """Decode one stream's rANS section a batch of chunks at a time, handing the coded members' symbols
+    to ``sink`` in order."""
     # The encoder writes at most one table per coded member plus one pooled table: refuse more before
     # parsing, so a hostile file cannot make the decoder build millions of tables.
     if not 1 <= table_count <= len(coded) + 1:
@@ -539,21 +745,18 @@ def _rans_decode(sec: Section, table_blob, table_count: int, coded: list[tuple[i
     if sum(counts) != total or counts != [min(chunk_size, total - a) for a in range(0, total, chunk_size)]:
         raise FormatError(f"section {sec.name} holds {sum(counts)} symbols in {len(counts)} chunks; "
                           f"the layout needs {total} in chunks of {chunk_size}")
-    tids = {t for _, _, t in coded}
-    idx = coded[0][2] if len(tids) == 1 else np.repeat(
-        np.array([t for _, _, t in coded], dtype=np.int32), [n for _, n, _ in coded])
-    out = np.empty(total, dtype=np.uint16 if bits > 8 else np.uint8)
+    tids = np.array([t for _, _, t in coded], dtype=np.int32)
+    ns = np.array([n for _, n, _ in coded], dtype=np.int64)
     a = 0
     for c in range(0, len(counts), CODER_BATCH_CHUNKS):
         cnt = counts[c : c + CODER_BATCH_CHUNKS]
         n = sum(cnt)
-        part_idx = idx if np.ndim(idx) == 0 else idx[a : a + n]
-        sym = decode_chunks(sec.chunks[c : c + CODER_BATCH_CHUNKS], part_idx, tables, cnt, lanes=lanes)
+        sym = decode_chunks(sec.chunks[c : c + CODER_BATCH_CHUNKS], _table_ids(tids, ns, a, n), tables, cnt,
+                            lanes=lanes)
         if n and (sym.min() < 0 or sym.max() >= 1 << bits):
             raise CorruptStreamError(f"section {sec.name} decodes to symbols outside {bits} bits")
-        out[a : a + n] = sym
+        sink(sym)
         a += n
-    return out
 
 
 __all__ = ["TensorLossless"]
