@@ -25,6 +25,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
+from typing import BinaryIO
 
 PREFIX_BYTES = 512  # what a stream's first read takes (nctk.codec.registry.SNIFF_BYTES, without importing it)
 _STOP_SIGNALS = {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)}
@@ -315,29 +316,31 @@ class Output:
                 raise CliError(f"{self.path or self.folder}: cannot create the output: {e.strerror}") from None
         return self
 
-    def commit(self, data: bytes | bytearray | memoryview, path: str | None = None,
+    def commit(self, data: bytes | bytearray | memoryview | Callable[[BinaryIO], object], path: str | None = None,
                source: os.stat_result | None = None) -> str:
-        """Write ``data`` and move it to ``path`` (default: the one given at entry); returns the path.
-        ``source``: the input's status, to refuse replacing the input itself."""
+        """Write ``data`` (bytes, or a function that writes to the binary file it is given) and move the
+        result to ``path`` (default: the one given at entry); returns the path. ``source``: the input's
+        status, to refuse replacing the input itself."""
         path = path or self.path
         assert path is not None
+        write = data if callable(data) else (lambda f: f.write(data))
         if path == "-":
             out = sys.stdout.buffer
-            out.write(data)
+            write(out)
             out.flush()
             return path
-        check_output(path, self.force)  # again: something may have appeared there during the work
-        if source is not None:
-            check_not_input(path, source)
         fd, self._fd = self._fd, None
         try:
             with os.fdopen(fd, "wb") as f:
                 os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
-                f.write(data)
+                write(f)
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:  # ENOSPC, EDQUOT, EIO: name the user's file, not the temporary one
             raise CliError(f"{path}: cannot write: {e.strerror or e}") from None
+        check_output(path, self.force)  # again: something may have appeared there during the work
+        if source is not None:
+            check_not_input(path, source)
         if self.force:
             os.replace(self._tmp, path)
             return path

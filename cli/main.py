@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 from nctk.cli.io import (
@@ -87,14 +86,27 @@ def cmd_compress(args: argparse.Namespace) -> int:
         import nctk
 
         with Progress(f"compressing {shown}"):
-            blob = nctk.compress(data, codec=args.codec, quality=args.quality, name=name)
-        dst.commit(blob, source=inp.stat)
+            if out == "-":
+                blob = nctk.compress(data, codec=args.codec, quality=args.quality, name=name)
+                dst.commit(blob)
+            else:  # straight from the coded sections into the temporary file: no joined copy
+                dst.commit(lambda f: nctk.compress_to(data, f, codec=args.codec, quality=args.quality, name=name),
+                           source=inp.stat)
+                blob = _mapped(out)
     from nctk.entropy.container import read_header
 
-    codec = read_header(blob)[0].get("codec")  # the header only: no payload is re-read
+    codec = read_header(blob)[0].get("codec")  # the header and section tables only: no payload is read
     _say(args, f"{shown}: {human(size)} -> {human(len(blob))} ({size / max(len(blob), 1):.3f}x) "
                f"[{codec}] in {time.perf_counter() - t0:.2f} s -> {out}")
     return 0
+
+
+def _mapped(path: str) -> memoryview:
+    """A read-only view of the file just written (pages are read only where looked at)."""
+    import mmap
+
+    with open(path, "rb") as f:
+        return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
 
 
 def _default_output(src: str, stored: str | None) -> str:
@@ -106,17 +118,6 @@ def _default_output(src: str, stored: str | None) -> str:
         if name is None:
             raise CliError(f"{src}: no safe output name (stored or derived from the input's); use -o FILE")
     return os.path.join(os.path.dirname(src), name)
-
-
-def _decompress(fn: Callable[..., Any], data: bytes | bytearray | memoryview, limit: int | None) -> Any:
-    """``fn(data)``, passing ``max_output_size`` only when a limit was given and ``fn`` takes it."""
-    if limit is None:
-        return fn(data)
-    import inspect
-
-    if "max_output_size" in inspect.signature(fn).parameters:
-        return fn(data, max_output_size=limit)
-    return fn(data)
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
@@ -135,10 +136,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
         import nctk
 
         with Progress(f"decompressing {shown}"):
-            name, raw = _decompress(nctk.decompress_file, data, args.max_output_size)
-        if args.max_output_size is not None and len(raw) > args.max_output_size:
-            raise CliError(f"{shown}: the output would be {human(len(raw))}, more than --max-output-size "
-                           f"{human(args.max_output_size)}")
+            name, raw = nctk.decompress_file(data, max_output_size=args.max_output_size)
         out = dst.commit(raw, out or _default_output(src, name), source=inp.stat)
     _say(args, f"{shown}: {human(size)} -> {human(len(raw))} in {time.perf_counter() - t0:.2f} s -> {out}")
     return 0
@@ -235,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "name, else INPUT without .nctk; - for stdout)")
     d.add_argument("--max-input-size", type=_size, metavar="SIZE", help=_MAX_INPUT)
     d.add_argument("--max-output-size", type=_size, metavar="SIZE",
-                   help="refuse to restore more than SIZE bytes (default: the library's own limit)")
+                   help="refuse to restore more than SIZE bytes, checked before decoding (default: 1 GiB, or "
+                        "1024 times the .nctk file's size if that is more)")
     d.add_argument("-f", "--force", action="store_true", help=_FORCE)
     d.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     d.set_defaults(func=cmd_decompress)

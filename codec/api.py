@@ -17,8 +17,6 @@ import mmap
 import os
 from typing import Any, BinaryIO
 
-import numpy as np
-
 from nctk.codec import registry
 from nctk.codec.registry import Codec, Encoded, FileItem
 from nctk.entropy import container
@@ -39,6 +37,8 @@ MAX_EXPANSION = 1024
 
 
 def _is_array(obj: Any) -> bool:
+    import numpy as np  # here, not at import: listing codecs and the CLI's --help stay free of numpy
+
     from nctk.codec.tensor.formats import is_torch_tensor
 
     return isinstance(obj, (np.ndarray, np.generic)) or is_torch_tensor(obj)
@@ -137,7 +137,7 @@ def _codec_for(header: dict) -> Codec:
     try:
         c = registry.get(cid)
     except CodecError:
-        known = ", ".join(k.id for k in registry.all_codecs())
+        known = ", ".join(k.id for k in registry.catalogue())
         raise UnsupportedVersionError(
             f"this file was written by codec {cid!r}, which this build does not have (known: {known})"
         ) from None
@@ -203,11 +203,8 @@ def decompress_file(data: bytes | bytearray | memoryview, *,
 
 def codecs() -> list[dict]:
     """One dict per available codec: id, version, modality, lossless, quality_range, extensions,
-    description."""
-    return [{"id": c.id, "version": c.version, "modality": c.modality, "lossless": c.lossless,
-             "quality_range": list(c.quality_range) if c.quality_range is not None else None,
-             "extensions": list(c.extensions), "description": c.description}
-            for c in registry.all_codecs()]
+    description. From the static catalogue: no codec is imported."""
+    return [info.as_dict() for info in registry.catalogue()]
 
 
 def info(data: bytes | bytearray | memoryview) -> dict:

@@ -16,6 +16,9 @@ Every codec writes these header keys (:func:`base_header` builds them):
 ``kind``
     ``"file"`` (decoding gives back the file's exact bytes), ``"array"`` (a numpy array) or
     ``"tensor"`` (a torch tensor).
+``original_size``
+    bytes of the decoded item: :func:`nctk.decompress` checks it against its output limit before any
+    decoding, so a codec that omits it is not protected from decompression bombs.
 
 Each built-in codec is described by static metadata, a :class:`CodecInfo` that its modality package
 defines without importing anything heavy; the codec itself (numpy, Numba, torch, model weights) is
@@ -55,9 +58,12 @@ BUILTINS = (
 
 @dataclass(frozen=True)
 class FileItem:
-    """A file's exact bytes and, if known, its base name (what file-mode codecs take and give back)."""
+    """A file's exact bytes and, if known, its base name (what file-mode codecs take and give back).
 
-    data: bytes
+    Any bytes-like object, used in place (an input is never copied just to be wrapped); decoders return
+    their own ``bytearray``."""
+
+    data: bytes | bytearray | memoryview
     name: str | None = None
 
 

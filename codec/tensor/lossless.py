@@ -49,10 +49,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from nctk.codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check_coder, check_kind
+from nctk.codec.tensor import LOSSLESS, formats
 from nctk.codec.tensor import fields as F
-from nctk.codec.tensor import formats
 from nctk.codec.tensor.formats import Segment
-from nctk.entropy.coder import DEFAULT_CHUNK, DEFAULT_LANES, decode_chunks, encode_chunks
+from nctk.entropy.coder import DEFAULT_CHUNK, DEFAULT_LANES, chunk_counts, decode_chunks, encode_chunks
 from nctk.entropy.container import MAX_CHUNKS, Section, byte_view
 from nctk.entropy.errors import (
     CodecError,
@@ -79,14 +79,10 @@ MAX_ORIGINAL_SIZE = 1 << 42  # 4 TiB: a header claiming more is refused before a
 class TensorLossless:
     """Exact float/integer tensor compression (see the module docstring for the format)."""
 
-    id = "tensor-lossless"
-    version = 1
-    modality = "tensor"
-    lossless = True
-    quality_range = None
-    extensions = (".safetensors", ".npy")
-    description = ("lossless .safetensors/.npy files, numpy arrays and torch tensors: float exponents "
-                   "and mantissa planes, integer byte planes, order-0 rANS; byte-identical round trip")
+    # The static metadata (codec/tensor/__init__.py) is the one definition; version 1 is the format above.
+    id, version, modality = LOSSLESS.id, LOSSLESS.version, LOSSLESS.modality
+    lossless, quality_range = LOSSLESS.lossless, LOSSLESS.quality_range
+    extensions, description = LOSSLESS.extensions, LOSSLESS.description
 
     def __init__(self, chunk_size: int = DEFAULT_CHUNK):
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
@@ -652,7 +648,7 @@ def _rans_encode(data: memoryview, coded: list[tuple[_Member, int]], sch: F.Sche
         chunks.extend(encode_chunks(sym, _table_ids(tids, ns, a, len(sym)), tables, chunk_size=chunk_size,
                                     lanes=lanes))
         a += len(sym)
-    return chunks, [min(chunk_size, a - s) for s in range(0, a, chunk_size)]
+    return chunks, chunk_counts(a, chunk_size) if a else []
 
 
 def _table_ids(tids: np.ndarray, ns: np.ndarray, a: int, n: int) -> int | np.ndarray:
@@ -742,7 +738,7 @@ def _rans_decode(sec: Section, table_blob, table_count: int, coded: list[tuple[i
         raise FormatError(f"layout refers to table {top} of {sec.name}, which has {len(tables)}")
     total = sum(n for _, n, _ in coded)
     counts = [int(c) for c in sec.counts]
-    if sum(counts) != total or counts != [min(chunk_size, total - a) for a in range(0, total, chunk_size)]:
+    if sum(counts) != total or counts != (chunk_counts(total, chunk_size) if total else []):
         raise FormatError(f"section {sec.name} holds {sum(counts)} symbols in {len(counts)} chunks; "
                           f"the layout needs {total} in chunks of {chunk_size}")
     tids = np.array([t for _, _, t in coded], dtype=np.int32)
