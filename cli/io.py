@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import mmap
+import io
 import os
 import re
 import select
@@ -71,11 +71,13 @@ def escape(text: str | bytes) -> str:
 
 def human(n: float) -> str:
     """A byte count for people: ``512 B``, ``1.50 MiB``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
         n /= 1024
-    return f"{n} B"
+        if n < 1024 or unit == "TiB":
+            break
+    return f"{n:.2f} {unit}"
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30,
@@ -170,8 +172,6 @@ class InputFile:
         self.stat: os.stat_result | None = None
         self._fd: int | None = None
         self._owned = path != "-"
-        self._map: mmap.mmap | None = None
-        self._view: memoryview | None = None
 
     def __enter__(self) -> InputFile:
         if self.path == "-":
@@ -193,24 +193,16 @@ class InputFile:
         return self
 
     def read(self, max_size: int | None, check_prefix: Callable[[bytes], object] | None = None
-             ) -> bytes | bytearray | memoryview:
-        """The whole input. A non-empty regular file is mapped read-only (a memoryview, valid until
-        exit) and refused if larger than ``max_size``. Anything else is read as a stream: the first
+             ) -> bytearray:
+        """The whole input. A non-empty regular file is read at once (one buffer of its size) and
+        refused if larger than ``max_size``. Anything else is read as a stream: the first
         :data:`PREFIX_BYTES` go to ``check_prefix`` (which raises to refuse the input before more is
         read), then at most ``max_size`` bytes in all (default :func:`stream_limit`)."""
         size = self.stat.st_size
         if self.path != "-" and stat.S_ISREG(self.stat.st_mode) and size > 0:  # size 0: empty, or /proc
             if max_size is not None and size > max_size:
                 raise CliError(f"{self.label}: {human(size)} is more than --max-input-size {human(max_size)}")
-            try:
-                self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
-            except OSError as e:
-                if e.errno == errno.ENOMEM:
-                    raise
-                # a file system that cannot map (sysfs, some FUSE): read it as a stream below
-            else:
-                self._view = memoryview(self._map)
-                return self._view
+            return self._read_regular(size)
         limit = stream_limit() if max_size is None else max_size
         buf = bytearray()
         while len(buf) < PREFIX_BYTES and self._more(buf, PREFIX_BYTES - len(buf)):
@@ -223,6 +215,22 @@ class InputFile:
             raise CliError(f"{self.label}: input is more than --max-input-size {human(limit)}")
         return buf
 
+    def _read_regular(self, size: int) -> bytearray:
+        """A regular file's ``size`` bytes, read into one buffer in slices (signals are handled between
+        them). Not mapped: a file that shrinks while mapped kills the process (SIGBUS) before any cleanup;
+        read, a file that changes size while it is read is refused."""
+        buf = bytearray(size)
+        view, got = memoryview(buf), 0
+        with io.FileIO(self._fd, closefd=False) as f:
+            while got < size:
+                n = f.readinto(view[got : got + (64 << 20)])
+                if not n:
+                    break
+                got += n
+            if got != size or f.read(1):
+                raise CliError(f"{self.label}: the file changed size while it was read; try again")
+        return buf
+
     def _more(self, buf: bytearray, n: int) -> bool:
         # Wait in short slices: a signal delivered to another thread (numpy's, Numba's) does not interrupt
         # a blocked read(), but the main thread runs its Python handler at the next slice.
@@ -233,11 +241,6 @@ class InputFile:
         return bool(chunk)
 
     def __exit__(self, *exc: object) -> None:
-        with contextlib.suppress(BufferError):  # a view still referenced (a traceback): GC unmaps it
-            if self._view is not None:
-                self._view.release()
-            if self._map is not None:
-                self._map.close()
         if self._owned and self._fd is not None:
             os.close(self._fd)
 
@@ -309,11 +312,15 @@ class Output:
     def __enter__(self) -> Output:
         if self.path == "-":
             return self
-        with _signals_deferred():
-            try:  # a short name: a long target name plus a prefix could pass the 255-byte limit
-                self._fd, self._tmp = tempfile.mkstemp(prefix=".nctk-", suffix=".tmp", dir=self.folder)
-            except OSError as e:
-                raise CliError(f"{self.path or self.folder}: cannot create the output: {e.strerror}") from None
+        try:
+            with _signals_deferred():  # a signal pending here is raised on leaving: the except cleans up
+                try:  # a short name: a long target name plus a prefix could pass the 255-byte limit
+                    self._fd, self._tmp = tempfile.mkstemp(prefix=".nctk-", suffix=".tmp", dir=self.folder)
+                except OSError as e:
+                    raise CliError(f"{self.path or self.folder}: cannot create the output: {e.strerror}") from None
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def commit(self, data: bytes | bytearray | memoryview | Callable[[BinaryIO], object], path: str | None = None,
@@ -323,7 +330,7 @@ class Output:
         status, to refuse replacing the input itself."""
         path = path or self.path
         assert path is not None
-        write = data if callable(data) else (lambda f: f.write(data))
+        write = data if callable(data) else (lambda f: _write_all(f, data))
         if path == "-":
             out = sys.stdout.buffer
             write(out)
@@ -332,7 +339,10 @@ class Output:
         fd, self._fd = self._fd, None
         try:
             with os.fdopen(fd, "wb") as f:
-                os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+                # mkstemp makes 0600: outputs get the input's permissions (a private file stays private),
+                # or the usual umask-based mode when the input is no regular file
+                regular = source is not None and stat.S_ISREG(source.st_mode)
+                os.fchmod(fd, stat.S_IMODE(source.st_mode) if regular else 0o666 & ~_umask())
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
@@ -341,17 +351,22 @@ class Output:
         check_output(path, self.force)  # again: something may have appeared there during the work
         if source is not None:
             check_not_input(path, source)
-        if self.force:
-            os.replace(self._tmp, path)
-            return path
         try:
-            os.link(self._tmp, path)
-        except FileExistsError:
-            raise OutputExistsError(f"{path} already exists; use -f/--force to overwrite") from None
-        except OSError:  # file systems without hard links: best effort
-            if os.path.lexists(path):
+            if self.force:
+                os.replace(self._tmp, path)
+                return path
+            try:
+                os.link(self._tmp, path)
+            except FileExistsError:
                 raise OutputExistsError(f"{path} already exists; use -f/--force to overwrite") from None
-            os.replace(self._tmp, path)
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                    raise
+                if os.path.lexists(path):  # a file system without hard links: best effort
+                    raise OutputExistsError(f"{path} already exists; use -f/--force to overwrite") from None
+                os.replace(self._tmp, path)
+        except OSError as e:  # EBUSY (a mount point), EPERM (a sticky folder): name the user's path
+            raise CliError(f"{path}: cannot replace: {e.strerror or e}") from None
         return path
 
     def __exit__(self, *exc: object) -> None:
@@ -363,6 +378,16 @@ class Output:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._tmp)
                 self._tmp = None
+
+
+def _write_all(f: BinaryIO, data: bytes | bytearray | memoryview) -> None:
+    """Write every byte: a raw stream (stdout under ``python -u``) may take only part of one write."""
+    view = memoryview(data).cast("B")
+    while view.nbytes:
+        n = f.write(view)
+        if not n:
+            raise OSError(errno.EIO, "the output accepted no bytes")
+        view = view[n:]
 
 
 def _umask() -> int:

@@ -67,6 +67,8 @@ def _check_nctk_prefix(prefix: bytes) -> None:
 def cmd_compress(args: argparse.Namespace) -> int:
     src = args.input
     out = args.output or ("-" if src == "-" else src + SUFFIX)
+    if src == "-" and sys.stdin is not None and sys.stdin.isatty():
+        raise CliError("refusing to read data from a terminal; give an input file or a pipe")
     _no_terminal(out, "compressed data")
     check_output(out, args.force)
     name = None if src == "-" else safe_name(os.path.basename(src))  # recorded in the file: safe or None
@@ -109,20 +111,22 @@ def _mapped(path: str) -> memoryview:
         return memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
 
 
-def _default_output(src: str, stored: str | None) -> str:
-    """The stored original name if :func:`safe_name` accepts it, else INPUT without .nctk; beside INPUT."""
-    name = safe_name(stored)
+def _default_output(src: str, stored: str | None, use_stored: bool) -> str:
+    """Beside INPUT: INPUT without .nctk (like gzip), or with ``-N`` the stored original name when
+    :func:`safe_name` accepts it. A file's stored name is never trusted to pick what ``-f`` replaces by
+    default: a hostile file could name any sibling (``Makefile``)."""
+    base = os.path.basename(src)
+    derived = safe_name(base[: -len(SUFFIX)]) if base.endswith(SUFFIX) else None
+    name = safe_name(stored) if use_stored else None
+    name = name or derived or safe_name(stored)
     if name is None:
-        base = os.path.basename(src)
-        name = safe_name(base[: -len(SUFFIX)] if base.endswith(SUFFIX) else base + ".out")
-        if name is None:
-            raise CliError(f"{src}: no safe output name (stored or derived from the input's); use -o FILE")
+        raise CliError(f"{src}: no safe output name (stored or derived from the input's); use -o FILE")
     return os.path.join(os.path.dirname(src), name)
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
     src = args.input
-    out = args.output or ("-" if src == "-" else None)  # None: the stored name, known after decoding
+    out = args.output or ("-" if src == "-" else None)  # None: named after decoding (see _default_output)
     if out is not None:
         _no_terminal(out, "binary data")
         check_output(out, args.force)
@@ -137,7 +141,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 
         with Progress(f"decompressing {shown}"):
             name, raw = nctk.decompress_file(data, max_output_size=args.max_output_size)
-        out = dst.commit(raw, out or _default_output(src, name), source=inp.stat)
+        out = dst.commit(raw, out or _default_output(src, name, args.name), source=inp.stat)
     _say(args, f"{shown}: {human(size)} -> {human(len(raw))} in {time.perf_counter() - t0:.2f} s -> {out}")
     return 0
 
@@ -188,6 +192,12 @@ def _size(text: str) -> int | None:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _output_limit(text: str) -> int:
+    """``--max-output-size``: a size, or ``none`` for no limit (the library's default guard is off)."""
+    size = _size(text)
+    return sys.maxsize if size is None else size
+
+
 def _output_name(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("empty file name (use - for stdout)")
@@ -229,12 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decompress", help="restore the original file from a .nctk file")
     d.add_argument("input", help=".nctk file, or - for stdin")
     d.add_argument("-o", "--output", type=_output_name,
-                   help="output file (default: the stored original name beside INPUT if it is a plain file "
-                        "name, else INPUT without .nctk; - for stdout)")
+                   help="output file (default: INPUT without .nctk, beside it; - for stdout)")
+    d.add_argument("-N", "--name", action="store_true",
+                   help="name the output after the original file name stored in INPUT (if it is a plain, "
+                        "visible file name), beside INPUT")
     d.add_argument("--max-input-size", type=_size, metavar="SIZE", help=_MAX_INPUT)
-    d.add_argument("--max-output-size", type=_size, metavar="SIZE",
-                   help="refuse to restore more than SIZE bytes, checked before decoding (default: 1 GiB, or "
-                        "1024 times the .nctk file's size if that is more)")
+    d.add_argument("--max-output-size", type=_output_limit, metavar="SIZE",
+                   help="refuse to restore more than SIZE bytes, checked before decoding (none: no limit; "
+                        "default: 1 GiB, or 1024 times the .nctk file's size if that is more)")
     d.add_argument("-f", "--force", action="store_true", help=_FORCE)
     d.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     d.set_defaults(func=cmd_decompress)

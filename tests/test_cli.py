@@ -59,7 +59,7 @@ def test_round_trip_default_names(npy: Path, tmp_path: Path):
     npy.unlink()
     p = run_nctk("decompress", str(packed))
     assert p.returncode == 0, p.stderr
-    assert npy.read_bytes() == original  # restored under the stored original name, beside the input
+    assert npy.read_bytes() == original  # restored beside the input, under its name without .nctk
     assert listing(tmp_path) == ["w.npy", "w.npy.nctk"]
 
 
@@ -168,7 +168,7 @@ def test_stored_name_cannot_escape_the_directory(tmp_path: Path):
     (tmp_path / "sub").mkdir()
     src = tmp_path / "sub" / "evil.npy.nctk"
     src.write_bytes(blob)
-    p = run_nctk("decompress", str(src))
+    p = run_nctk("decompress", "-N", str(src))
     assert p.returncode == 0, p.stderr
     assert not (tmp_path / "escape.npy").exists()
     assert (tmp_path / "sub" / "evil.npy").read_bytes() == buf.getvalue()
@@ -210,7 +210,21 @@ def test_review_regressions(tmp_path: Path):
     (d / long_name).write_bytes(buf.getvalue())
     assert run_nctk("compress", long_name, cwd=d).returncode == 0
     mode = (d / (long_name + ".nctk")).stat().st_mode & 0o777
-    assert mode == 0o666 & ~_umask(), oct(mode)
+    assert mode == (d / long_name).stat().st_mode & 0o777, oct(mode)
+
+
+def test_outputs_keep_the_inputs_permissions(npy: Path, tmp_path: Path):
+    """A private file stays private once compressed and restored (as with gzip and zstd)."""
+    npy.chmod(0o600)
+    assert run_nctk("compress", str(npy), "-q").returncode == 0
+    packed = tmp_path / "w.npy.nctk"
+    assert packed.stat().st_mode & 0o777 == 0o600
+    assert run_nctk("decompress", str(packed), "-o", str(tmp_path / "back.npy")).returncode == 0
+    assert (tmp_path / "back.npy").stat().st_mode & 0o777 == 0o600
+    p = subprocess.run([sys.executable, "-m", "nctk.cli", "compress", "-", "-o", str(tmp_path / "s.nctk")],
+                       input=npy.read_bytes(), capture_output=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "s.nctk").stat().st_mode & 0o777 == 0o666 & ~_umask()  # no input file: the umask
 
 
 def _umask() -> int:

@@ -156,19 +156,31 @@ def test_escape_for_terminals():
     assert "\n" not in escape("".join(map(chr, range(0x2100))))
 
 
+@pytest.mark.parametrize("flags", [(), ("-N",)])
 @pytest.mark.parametrize("stored", [".bashrc", "-rf", "x\u202egpj.npy", "a\x1b[2J\nb.npy", "../up.npy",
                                     "sub/x.npy", "x" * 300])
-def test_decompress_ignores_an_unsafe_stored_name(stored: str, tmp_path: Path):
+def test_decompress_ignores_an_unsafe_stored_name(stored: str, flags: tuple, tmp_path: Path):
     d = tmp_path / "d"
     d.mkdir()
     (d / "evil.npy.nctk").write_bytes(with_stored_name(stored))
-    p = run_nctk("decompress", "evil.npy.nctk", cwd=d)
+    p = run_nctk("decompress", "evil.npy.nctk", *flags, cwd=d)
     assert p.returncode == 0, p.stderr
     err = p.stderr.decode()
     assert err.count("\n") == 1 and "\x1b" not in err and "\u202e" not in err, err
     assert sorted(os.listdir(tmp_path)) == ["d"]
     assert sorted(os.listdir(d)) == ["evil.npy", "evil.npy.nctk"]  # the input's name without .nctk
     assert (d / "evil.npy").read_bytes() == npy_bytes()
+
+
+def test_a_stored_name_picks_the_output_only_when_asked(tmp_path: Path):
+    """A hostile file may name any plain sibling (Makefile); only -N lets it choose, like gzip -N."""
+    (tmp_path / "Makefile").write_bytes(b"all:\n")
+    (tmp_path / "evil.npy.nctk").write_bytes(with_stored_name("Makefile"))
+    assert run_nctk("decompress", "evil.npy.nctk", "-f", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "Makefile").read_bytes() == b"all:\n" and (tmp_path / "evil.npy").exists()
+    (tmp_path / "Makefile").unlink()
+    assert run_nctk("decompress", "evil.npy.nctk", "-N", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "Makefile").read_bytes() == npy_bytes()
 
 
 def test_decompress_needs_o_when_no_name_is_safe(tmp_path: Path):
@@ -348,7 +360,7 @@ def test_refuses_to_replace_its_own_input(npy: Path, tmp_path: Path):
     assert "input" in one_line_error(run_nctk("decompress", str(packed), "-o", str(packed), "-f"))
     assert packed.read_bytes() == blob
     (tmp_path / "self.nctk").write_bytes(with_stored_name("self.nctk"))  # a file naming itself
-    assert "input" in one_line_error(run_nctk("decompress", "self.nctk", "-f", cwd=tmp_path))
+    assert "input" in one_line_error(run_nctk("decompress", "self.nctk", "-N", "-f", cwd=tmp_path))
     no_temp_files(tmp_path)
 
 
@@ -397,7 +409,7 @@ def test_unwritable_output_fails_before_the_work_naming_the_output(npy: Path, tm
 # --------------------------------------------------- 6, 8: no re-parsing, mmap, light start-up
 
 
-def test_compress_maps_the_input_and_does_not_reparse_its_output(npy: Path, tmp_path: Path):
+def test_compress_reads_the_input_once_and_does_not_reparse_its_output(npy: Path, tmp_path: Path):
     p = run_python("""
         import sys, nctk
         from nctk.cli.main import main
@@ -411,7 +423,7 @@ def test_compress_maps_the_input_and_does_not_reparse_its_output(npy: Path, tmp_
         sys.exit(main(["compress", "w.npy"]))
     """, tmp_path)
     assert p.returncode == 0, p.stderr
-    assert p.stdout == b"memoryview w.npy\n" and b"[tensor-lossless]" in p.stderr
+    assert p.stdout == b"bytearray w.npy\n" and b"[tensor-lossless]" in p.stderr
 
 
 def test_empty_input_file(tmp_path: Path):
@@ -465,3 +477,79 @@ def test_max_output_size_reaches_the_api(npy: Path, tmp_path: Path):
     assert p.returncode == 0, p.stderr
     assert p.stdout == b"[('max_output_size', 1048576)]\n[('max_output_size', None)]\n"
 
+
+
+# ------------------------------------------------------------------------ found in the second review
+
+
+def test_partial_writes_to_a_raw_stream_are_completed():
+    from nctk.cli.io import _write_all
+
+    class Trickle:  # a raw stream that takes 3 bytes per write, as a pipe or full disk may under python -u
+        def __init__(self):
+            self.got = bytearray()
+
+        def write(self, view):
+            self.got += bytes(view[:3])
+            return min(3, len(view))
+
+    sink = Trickle()
+    _write_all(sink, b"0123456789" * 7)
+    assert bytes(sink.got) == b"0123456789" * 7
+
+
+def test_a_signal_while_the_temp_file_is_created_leaves_nothing(npy: Path, tmp_path: Path):
+    p = run_python("""
+        import os, signal, sys, tempfile
+        from nctk.cli.main import main
+        real = tempfile.mkstemp
+        def mkstemp(*a, **k):
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while signals are deferred around the creation
+            return real(*a, **k)
+        tempfile.mkstemp = mkstemp
+        sys.exit(main(["compress", "w.npy"]))
+    """, tmp_path)
+    assert p.returncode == 143 and p.stderr == b"nctk: interrupted\n", p.stderr
+    assert sorted(os.listdir(tmp_path)) == ["w.npy"]
+
+
+def test_a_failing_rename_names_the_output_not_the_temp_file(npy: Path, tmp_path: Path):
+    p = run_python("""
+        import errno, os, sys
+        from nctk.cli.main import main
+        def busy(*a, **k):
+            raise OSError(errno.EBUSY, "Device or resource busy", a[0])
+        os.replace = busy
+        sys.exit(main(["compress", "w.npy", "-o", "out.nctk", "-f"]))
+    """, tmp_path)
+    err = one_line_error(p)
+    assert "out.nctk" in err and "busy" in err and ".tmp" not in err
+    assert sorted(os.listdir(tmp_path)) == ["w.npy"]
+
+
+def test_a_file_that_changes_size_while_read_is_refused(npy: Path, tmp_path: Path):
+    p = run_python("""
+        import io, sys, types
+        import nctk.cli.io as cio
+        from nctk.cli.main import main
+        class Growing(io.FileIO):
+            def readinto(self, b):
+                n = super().readinto(b)
+                with open("w.npy", "ab") as f:  # grows while being read
+                    f.write(b"x")
+                return n
+        cio.io = types.SimpleNamespace(FileIO=Growing)
+        sys.exit(main(["compress", "w.npy"]))
+    """, tmp_path)
+    assert "changed size" in one_line_error(p)
+    assert sorted(os.listdir(tmp_path)) == ["w.npy"]
+
+
+def test_terminal_stdin_is_refused(tmp_path: Path):
+    p = run_python("""
+        import io, sys
+        from nctk.cli.main import main
+        sys.stdin.isatty = lambda: True
+        sys.exit(main(["compress", "-", "-o", "x.nctk"]))
+    """, tmp_path)
+    assert "terminal" in one_line_error(p)
