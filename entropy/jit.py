@@ -3,8 +3,9 @@
 **Lazy.** Importing a kernel module must not import Numba (0.2 s) or load its cached machine code (0.5 s):
 most ``nctk`` calls need neither (start-up time) or run ahead-of-time builds instead (:mod:`.rans_aot`).
 So :func:`njit` returns a :class:`LazyKernel`; the first call of any kernel imports Numba and turns every
-lazy kernel into a real Numba dispatcher, rebinding the module globals (kernels call each other through
-them, and ``prange`` placeholders become :data:`numba.prange`) before anything is compiled.
+lazy kernel into a real Numba dispatcher. ``prange`` placeholders in kernel modules must become
+:data:`numba.prange` before anything is compiled; the kernels' own module globals are rebound to their
+dispatchers too, so later Python callers skip the forwarding.
 
 **Cache folder**, chosen once (Numba's default, beside the source, is often read-only once installed):
 
@@ -24,6 +25,7 @@ import os
 import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,7 @@ class _PrangePlaceholder:
 prange: Any = _PrangePlaceholder()
 
 _LAZY: list[LazyKernel] = []
+_LOCK = threading.Lock()  # threads making their first kernel calls at once share one set of dispatchers
 
 
 class LazyKernel:
@@ -102,10 +105,10 @@ class LazyKernel:
         functools.update_wrapper(self, fn)
         _LAZY.append(self)
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.dispatcher is None:
             materialize()
-        return self.dispatcher(*args)
+        return self.dispatcher(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         if name in ("dispatcher", "py_func", "options"):  # not set yet: never recurse
@@ -119,6 +122,11 @@ def materialize() -> None:
     """Import Numba and turn every lazy kernel made so far into a dispatcher, rebinding module globals."""
     import numba
 
+    with _LOCK:
+        _materialize(numba)
+
+
+def _materialize(numba: Any) -> None:
     where = cache_dir()
     if where is not None:
         numba.config.CACHE_DIR = where  # read when a dispatcher enables caching, i.e. just below

@@ -25,6 +25,7 @@ import hashlib
 import importlib.util
 import os
 import platform
+import stat
 import sys
 import sysconfig
 import tempfile
@@ -71,27 +72,46 @@ def _path(key: str) -> Path | None:
     return Path(where) / "aot" / f"{NAME}-{key[:24]}{sysconfig.get_config_var('EXT_SUFFIX')}"
 
 
+def _trusted(path: Path) -> bool:
+    """The file and its folder belong to this user and nobody else can write them: the module is machine
+    code this process is about to run (the same rule as the private temporary folder in :mod:`.jit`)."""
+    if not hasattr(os, "geteuid"):
+        return True
+    for p in (path, path.parent):
+        st = p.lstat()
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022 or stat.S_ISLNK(st.st_mode):
+            return False
+    return True
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 @functools.lru_cache(maxsize=1)
 def kernels() -> ModuleType | None:
-    """The ahead-of-time module built from the current sources, or None (not built, or disabled by
-    ``NCTK_AOT=0``)."""
+    """The ahead-of-time module built from the current sources, or None: not built, disabled by
+    ``NCTK_AOT=0``, not this user's, or damaged (its digest, written beside it by :func:`build`, differs)."""
     if os.environ.get("NCTK_AOT", "1") == "0":
         return None
     path = _path(build_key())
-    if path is None or not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location(NAME, path)
-    if spec is None or spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(spec)
     try:
+        if path is None or not _trusted(path) or path.with_suffix(".sha256").read_text() != _digest(path):
+            return None
+    except OSError:  # not built (or half-removed)
+        return None
+    try:
+        spec = importlib.util.spec_from_file_location(NAME, path)
+        module = importlib.util.module_from_spec(spec)  # loads the shared object
         spec.loader.exec_module(module)
-    except ImportError:  # a build for another platform or a damaged file: the JIT path still works
+    except (ImportError, OSError, AttributeError):  # a build for another platform: the JIT path serves
         return None
     return module
 
 
-def _call(fn: Any, types: list, args: tuple) -> Any:
+def _call(fn: Any, types: list, args: tuple, out: int | None = None) -> Any:
+    """``fn(*args)`` with every argument converted to exactly its declared type (the extension trusts
+    them blindly). ``out``: the position of an output array, which must not be a converted copy."""
     conv = []
     for t, a in zip(types, args, strict=True):
         if t is int:
@@ -100,6 +120,8 @@ def _call(fn: Any, types: list, args: tuple) -> Any:
             conv.append(bool(a))
         else:
             conv.append(np.ascontiguousarray(a, dtype=t).reshape(-1))
+    if out is not None and not np.shares_memory(conv[out], args[out]):
+        raise TypeError("the output array must be a contiguous 1-D array of the declared dtype")
     return fn(*conv)
 
 
@@ -111,7 +133,7 @@ def encode_chunks(module: ModuleType, sym: np.ndarray, *args: Any) -> Any:
 
 def decode_chunks(module: ModuleType, *args: Any) -> Any:
     """``rans_numba._decode_chunks`` (non-family: int32 output) through the ahead-of-time build."""
-    return _call(module.decode_i4, _DECODE, args)
+    return _call(module.decode_i4, _DECODE, args, out=len(_DECODE) - 1)
 
 
 def _numba_type(t: Any) -> Any:
@@ -127,8 +149,14 @@ def _numba_type(t: Any) -> Any:
 def build(force: bool = False) -> Path | None:
     """Compile the module for the current sources (seconds to a minute); returns its path, or None when
     there is no cache folder. Idempotent: an existing build for the same key is kept unless ``force``."""
+    import warnings
+
     from numba import types
-    from numba.pycc import CC
+    from numba.core.errors import NumbaPendingDeprecationWarning
+
+    with warnings.catch_warnings():  # pycc is pending deprecation; the pinned Numba has it, and tests say so
+        warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+        from numba.pycc import CC
 
     from nctk.entropy import jit, rans_numba
 
@@ -136,7 +164,8 @@ def build(force: bool = False) -> Path | None:
     path = _path(key)
     if path is None:
         return None
-    if path.is_file() and not force:
+    sidecar = path.with_suffix(".sha256")
+    if not force and path.is_file() and sidecar.is_file() and sidecar.read_text() == _digest(path):
         return path
     jit.materialize()  # kernels' globals become real dispatchers, which pycc compiles into the module
     enc, dec = rans_numba._encode_chunks.py_func, rans_numba._decode_chunks.py_func
@@ -153,7 +182,13 @@ def build(force: bool = False) -> Path | None:
         cc.export("decode_i4", types.Array(types.int64, 1, "C")(*(_numba_type(t) for t in _DECODE)))(dec)
         cc.compile()
         (built,) = Path(tmp).glob(f"{NAME}*")
+        with open(built, "rb") as f:
+            os.fsync(f.fileno())
         os.replace(built, path)  # atomic: a concurrent reader sees no build or a whole one
+    sidecar.write_text(_digest(path))  # written last: a build without it is never loaded
+    for old in path.parent.glob(f"{NAME}-*"):  # builds for other sources or compiler stacks
+        if not old.name.startswith(path.with_suffix("").name):
+            old.unlink(missing_ok=True)
     kernels.cache_clear()
     return path
 

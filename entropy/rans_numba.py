@@ -14,7 +14,7 @@ import numpy as np
 
 from nctk.entropy import rans_aot
 from nctk.entropy.errors import NctkError
-from nctk.entropy.jit import njit, prange
+from nctk.entropy.jit import LazyKernel, njit, prange
 from nctk.entropy.rans_host import (
     ENC_BAD_INDEX,
     ENC_BAD_MEAN,
@@ -295,9 +295,30 @@ def _encode_bounded(sym, idx, istride: int, tables: Tables, bounds, lanes: int,
     return [raw[first[c] : caps[c + 1]].tobytes() for c in range(len(first))]
 
 
+# Symbols a process codes with the serial ahead-of-time kernels before it switches to the parallel JIT
+# ones for good: like renting skis until the rent would have bought them, a short job never pays Numba's
+# start-up (~0.7 s), and a long one pays it once, early (32M symbols take ~0.3 s serially here).
+AOT_BUDGET = 1 << 25
+_aot_spent = 0
+
+
+def _jit_loaded() -> bool:
+    """True once the JIT chunk kernels hold machine code in this process (other kernels may have made
+    them dispatchers without compiling them)."""
+    return any(not isinstance(k, LazyKernel) and k.signatures for k in (_encode_chunks, _decode_chunks))
+
+
 def _aot_module(n: int):
-    """The ahead-of-time kernels for a job of ``n`` symbols, or None for the (parallel) JIT kernels."""
-    return rans_aot.kernels() if n <= rans_aot.MAX_SYMBOLS else None
+    """The ahead-of-time kernels for a job of ``n`` symbols, or None for the (parallel) JIT kernels: once
+    this process has loaded the JIT rANS kernels, for jobs over ``rans_aot.MAX_SYMBOLS``, and after
+    :data:`AOT_BUDGET`."""
+    global _aot_spent
+    if _jit_loaded() or n > rans_aot.MAX_SYMBOLS or _aot_spent + n > AOT_BUDGET:
+        return None
+    module = rans_aot.kernels()
+    if module is not None:
+        _aot_spent += n
+    return module
 
 
 def encode_chunks(symbols, indexes, tables: Table | Tables, *, chunk_size: int,

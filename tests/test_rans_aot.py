@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -17,9 +18,24 @@ def both_paths(monkeypatch, aot_module, fn):
     """``fn()`` with the JIT kernels, then with the ahead-of-time ones."""
     out = []
     for module in (None, aot_module):
-        monkeypatch.setattr(rans_aot, "kernels", lambda m=module: m)
+        monkeypatch.setattr(rans_numba, "_aot_module", lambda n, m=module: m)
         out.append(fn())
     return out
+
+
+def test_policy_rents_then_buys(monkeypatch, aot_module):
+    """Serial ahead-of-time kernels for small jobs until the budget is spent, then the parallel JIT ones;
+    never again once the JIT kernels are loaded."""
+    monkeypatch.setattr(rans_aot, "kernels", lambda: aot_module)
+    monkeypatch.setattr(rans_numba, "_aot_spent", 0)
+    monkeypatch.setattr(rans_numba, "_jit_loaded", lambda: False)  # as in a process that never ran them
+    assert rans_numba._aot_module(1000) is aot_module
+    assert rans_numba._aot_module(rans_aot.MAX_SYMBOLS + 1) is None
+    monkeypatch.setattr(rans_numba, "_aot_spent", rans_numba.AOT_BUDGET - 10)
+    assert rans_numba._aot_module(11) is None and rans_numba._aot_module(10) is aot_module
+    monkeypatch.setattr(rans_numba, "_aot_spent", 0)
+    monkeypatch.setattr(rans_numba, "_jit_loaded", lambda: True)  # the JIT kernels hold machine code now
+    assert rans_numba._aot_module(1000) is None
 
 
 # The exported symbol dtypes with every index kind; other integer dtypes are widened to int64 first.
@@ -85,3 +101,50 @@ def test_a_small_round_trip_never_imports_numba(aot_module, tmp_path):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "False"
+
+
+@pytest.fixture
+def build_copy(aot_module, tmp_path, monkeypatch):
+    """A private copy of the current build (and its digest), which a test may damage."""
+    real = rans_aot._path(rans_aot.build_key())
+    folder = tmp_path / "aot"
+    folder.mkdir(mode=0o755)
+    copy = folder / real.name
+    shutil.copy(real, copy)
+    shutil.copy(real.with_suffix(".sha256"), copy.with_suffix(".sha256"))
+    monkeypatch.setattr(rans_aot, "_path", lambda key: copy)
+    rans_aot.kernels.cache_clear()
+    yield copy
+    rans_aot.kernels.cache_clear()
+
+
+def test_the_copy_loads(build_copy):
+    assert rans_aot.kernels() is not None
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage", "no digest"])
+def test_a_damaged_build_is_never_loaded(build_copy, damage):
+    data = build_copy.read_bytes()
+    if damage == "no digest":
+        build_copy.with_suffix(".sha256").unlink()
+    else:
+        build_copy.write_bytes({"empty": b"", "truncated": data[:4096], "garbage": b"\x7fELF" + b"x" * 999}[damage])
+    assert rans_aot.kernels() is None  # the JIT path serves instead; a dlopen of it could crash the process
+
+
+def test_a_build_others_can_write_is_never_loaded(build_copy):
+    build_copy.parent.chmod(0o777)
+    try:
+        assert rans_aot.kernels() is None
+    finally:
+        build_copy.parent.chmod(0o755)
+
+
+def test_an_output_buffer_is_never_silently_copied(aot_module):
+    table = from_counts(np.array([3, 1]))
+    args = [np.zeros(2, np.uint32), np.array([0, 2]), np.array([0, 0]), np.zeros(1, np.int64), 0,
+            False, np.zeros(0), np.zeros(0), np.zeros(0, np.int64), 1, np.zeros(0), np.zeros(0, np.int32),
+            *(np.asarray(a) for a in (Tables.of(table).starts, Tables.of(table).offsets, Tables.of(table).sizes,
+                                       Tables.of(table).packed)), Tables.of(table).lookup()[0], 12, 16, 1]
+    with pytest.raises(TypeError, match="output array"):
+        rans_aot.decode_chunks(aot_module, *args, np.zeros(0, np.int64))  # int64, not the declared int32
