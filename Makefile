@@ -47,6 +47,7 @@ bench: $(BENCH_STAMP) $(KERNELS)
 	$(BIN)/python benchmarks/entropy_bench.py
 	$(BIN)/python benchmarks/rvq_bench.py
 	$(BIN)/python benchmarks/startup_bench.py
+	$(BIN)/python benchmarks/memory_bench.py
 
 # On a machine with a CUDA device (numba-cuda installed, torch with CUDA for the matmul reference).
 bench-gpu: $(STAMP)
