@@ -120,8 +120,12 @@ def _call(fn: Any, types: list, args: tuple, out: int | None = None) -> Any:
             conv.append(bool(a))
         else:
             conv.append(np.ascontiguousarray(a, dtype=t).reshape(-1))
-    if out is not None and not np.shares_memory(conv[out], args[out]):
-        raise TypeError("the output array must be a contiguous 1-D array of the declared dtype")
+    if out is not None:
+        a = args[out]
+        if not (isinstance(a, np.ndarray) and a.dtype == types[out] and a.ndim == 1 and a.flags.c_contiguous
+                and a.flags.writeable):
+            raise TypeError("the output array must be a writable contiguous 1-D array of the declared dtype")
+        conv[out] = a
     return fn(*conv)
 
 
