@@ -185,6 +185,84 @@ def cmd_codecs(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def _rd_files(data: list[str]) -> list[str]:
+    """The images named by ``--data``: files as given, folders' image files in name order."""
+    files: list[str] = []
+    for item in data:
+        if os.path.isdir(item):
+            files += sorted(os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_SUFFIXES))
+        elif os.path.exists(item):
+            files.append(item)
+        else:
+            raise CliError(f"{item}: no such file or folder")
+    if not files:
+        raise CliError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(data)}")
+    return files
+
+
+def _bd_line(anchor: dict, test: dict, metric: str) -> str:
+    from nctk.rd.bdrate import BDError, bd_results
+
+    try:
+        return f"{bd_results(anchor, test, metric)}; {bd_results(anchor, test, metric, quality=True)}"
+    except BDError as e:
+        return f"no BD figures: {e}"
+
+
+def cmd_rd(args: argparse.Namespace) -> int:
+    from nctk.rd import results as rdjson
+
+    stdout = _stdout()
+    if args.bd_rate:
+        anchor, test = (rdjson.load(p) for p in args.bd_rate)
+        from nctk.rd.bdrate import bd_results
+
+        rate = bd_results(anchor, test, args.metric)  # BDError (one line) if the curves cannot be compared
+        quality = bd_results(anchor, test, args.metric, quality=True)
+        if args.json:
+            print(json.dumps({"anchor": anchor["name"], "test": test["name"], "metric": args.metric,
+                              "bd_rate_percent": rate.value, "bd_quality": quality.value,
+                              "overlap": list(rate.overlap)}, indent=2), file=stdout)
+        else:
+            _show(f"{test['name']} vs {anchor['name']} ({args.metric}): {rate}; {quality}", stdout)
+        return 0
+    if not args.codec or not args.data:
+        raise CliError("nctk rd needs --codec and --data (or --bd-rate ANCHOR.json TEST.json)")
+    anchors = [rdjson.load(p) for p in args.compare]
+    codecs = [c for c in args.codec.split(",") if c]
+    files = _rd_files(args.data)
+    from nctk.rd.sweep import sweep
+
+    qualities = {c: args.quality for c in codecs} if args.quality else None
+    curves = sweep(codecs, files, qualities)
+    for cid, res in curves.items():
+        r = res["results"]
+        _show(f"{cid}: {len(files)} file(s); quality, bpp, {args.metric}", stdout)
+        for q, bpp, d in zip(res["meta"]["qualities"], r["bpp"], r.get(args.metric, []), strict=False):
+            _show(f"  {q:>6}  {bpp:8.4f}  {d:9.4f}", stdout)
+        for anchor in anchors:
+            _show(f"  vs {anchor['name']}: {_bd_line(anchor, res, args.metric)}", stdout)
+    if args.out:
+        base, ext = os.path.splitext(args.out)
+        for cid, res in curves.items():
+            path = args.out if len(curves) == 1 else f"{base}-{cid}{ext or '.json'}"
+            rdjson.save(res, path)
+            _say(args, f"wrote {path}")
+    if args.plot:
+        from nctk.rd.plot import plot
+
+        base, ext = os.path.splitext(args.plot)
+        metrics = [args.metric] + [m for m in ("psnr-rgb", "ms-ssim-rgb") if m != args.metric]
+        for i, metric in enumerate(m for m in metrics if all(m in c["results"] for c in curves.values())):
+            path = args.plot if i == 0 else f"{base}-{metric}{ext or '.png'}"
+            plot(list(curves.values()), metric, path, anchors=[a for a in anchors if metric in a["results"]])
+            _say(args, f"wrote {path}")
+    return 0
+
+
 def _size(text: str) -> int | None:
     try:
         return parse_size(text)
@@ -256,6 +334,28 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.add_argument("--max-input-size", type=_size, metavar="SIZE", help=_MAX_INPUT)
     i.set_defaults(func=cmd_info)
+
+    r = sub.add_parser(
+        "rd", help="measure rate-distortion curves (classical image baselines so far) or compare two",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  nctk rd --codec jpeg-420,webp --data kodak/ --out rd.json --plot rd.png "
+               "--compare published/jpeg.json\n  nctk rd --bd-rate jpeg.json webp.json --metric psnr-rgb\n\n"
+               "Results follow CompressAI's JSON schema (bpp and metric lists averaged over files per quality),\n"
+               "with per-file points under \"per_file\". BD figures: piecewise cubic (pchip) Bjontegaard deltas.")
+    r.add_argument("--codec", help="comma-separated baseline ids: jpeg-420, jpeg-444, webp, jpeg2000, avif, jpegxl "
+                                   "(those whose library is installed)")
+    r.add_argument("--data", nargs="+", metavar="PATH", help="image files and/or folders of images")
+    r.add_argument("--quality", nargs="+", type=int, metavar="Q", help="quality points (default: each codec's sweep)")
+    r.add_argument("--out", metavar="FILE.json", help="write the results (one file per codec: FILE-CODEC.json)")
+    r.add_argument("--plot", metavar="FILE.png", help="plot the curves (and FILE-METRIC.png for the other metric)")
+    r.add_argument("--compare", nargs="+", default=[], metavar="ANCHOR.json",
+                   help="published or earlier results to overlay (dashed) and report BD-rates against")
+    r.add_argument("--bd-rate", nargs=2, metavar=("ANCHOR.json", "TEST.json"),
+                   help="only compare two results files: BD-rate and BD-quality of TEST against ANCHOR")
+    r.add_argument("--metric", default="psnr-rgb", help="quality metric for tables and BD figures (default psnr-rgb)")
+    r.add_argument("--json", action="store_true", help="with --bd-rate: machine-readable output")
+    r.add_argument("-q", "--quiet", action="store_true", help="print no 'wrote' lines")
+    r.set_defaults(func=cmd_rd)
 
     k = sub.add_parser("codecs", help="list the registered codecs")
     k.add_argument("--json", action="store_true", help="machine-readable output")

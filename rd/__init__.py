@@ -1,3 +1,35 @@
-"""Rate-distortion tooling (issue 18), installed as ``nctk.rd``: sweeps of a codec over qualities, metrics,
-classical baselines, BD-rate and plots, behind ``nctk rd``. Sits above :mod:`nctk.codec`, which never
-imports it. Nothing here yet."""
+"""Rate-distortion tooling, installed as ``nctk.rd`` and behind ``nctk rd``: sweeps of codecs over qualities,
+metrics, classical baselines, BD-rate and plots. Sits above :mod:`nctk.codec`, which never imports it.
+
+- :mod:`nctk.rd.sweep`: every codec x file x quality (:func:`~nctk.rd.sweep.run_item` is one pure measurement),
+  averaged into CompressAI-schema curves;
+- :mod:`nctk.rd.baselines`: classical codecs of the harness (JPEG 4:2:0/4:4:4, WebP, JPEG 2000, AVIF, JPEG XL);
+- :mod:`nctk.rd.metrics`: PSNR-RGB, MS-SSIM (pytorch_msssim), tensor errors;
+- :mod:`nctk.rd.bdrate`: Bjontegaard deltas (pchip), refusing curves that cannot be compared;
+- :mod:`nctk.rd.results`: the results JSON (CompressAI's schema): load, validate, save;
+- :mod:`nctk.rd.plot`: one PNG per metric, anchors dashed.
+
+Names are loaded on first use, so ``import nctk.rd`` imports neither numpy nor matplotlib.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "sweep": "sweep", "run_item": "sweep", "bd_rate": "bdrate", "bd_quality": "bdrate", "bd_results": "bdrate",
+    "BDResult": "bdrate", "BDError": "bdrate", "load": "results", "save": "results", "plot": "plot",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nctk.rd' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"nctk.rd.{module}"), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,219 @@
+"""Classical image codecs (JPEG, WebP, JPEG 2000, AVIF, JPEG XL) behind one small protocol, for RD sweeps.
+
+These are harness codecs: bytes in memory for measuring rate and distortion, not ``.nctk`` file codecs. All go
+through Pillow (its built-in codecs, or a plugin such as ``pillow_jxl`` that registers a format when imported),
+with every encoder setting pinned here so a sweep is reproducible and its "codec_version" says what ran. A codec
+whose library is missing stays in the registry with ``available()`` False; nothing is installed on demand.
+Nothing heavy is imported at module load: numpy and Pillow are loaded by the first call that needs them.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from nctk.entropy.errors import CodecError
+from nctk.rd.metrics import check_rgb8
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@runtime_checkable
+class ImageCodec(Protocol):
+    """What a sweep needs from an image codec: a stable id, a default quality sweep and a byte round trip.
+
+    ``qualities`` is the default sweep, ascending, so rate grows along it; ``quality_range`` bounds what
+    ``encode`` accepts (inclusive). ``decode`` returns an (H, W, 3) uint8 array like the one encoded.
+    """
+
+    id: str
+    description: str
+    qualities: tuple[int, ...]
+    quality_range: tuple[int, int]
+
+    def available(self) -> bool: ...
+
+    def version(self) -> str: ...
+
+    def encode(self, img: np.ndarray, quality: int) -> bytes: ...
+
+    def decode(self, data: bytes) -> np.ndarray: ...
+
+
+def _pillow_has(feature: str) -> bool:
+    from PIL import features
+
+    known = set(features.modules) | set(features.codecs) | set(features.features)
+    return feature in known and bool(features.check(feature))  # check() warns on names it does not know
+
+
+def _import(module: str) -> Any | None:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except Exception:  # a broken plugin (ImportError, OSError from a missing .so) just means "not available"
+        return None
+
+
+@dataclass(frozen=True)
+class PillowCodec:
+    """An :class:`ImageCodec` that saves and opens one Pillow format with fixed options plus ``quality``.
+
+    ``feature`` is the Pillow build feature that provides the format natively; ``plugins`` are modules that
+    register it when imported (tried in order when the feature is absent).
+    """
+
+    id: str
+    description: str
+    format: str
+    qualities: tuple[int, ...]
+    quality_range: tuple[int, int]
+    requires: str
+    options: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    feature: str | None = None
+    plugins: tuple[str, ...] = ()
+
+    def _provider(self) -> str | None:
+        """``"pillow"`` when Pillow has the format natively, the plugin module's name when a plugin gives it."""
+        if _import("PIL.Image") is None:
+            return None
+        from PIL import Image
+
+        if self.feature is not None and _pillow_has(self.feature):
+            return "pillow"
+        for plugin in self.plugins:
+            if _import(plugin) is not None:
+                Image.init()
+                if self.format in Image.SAVE and self.format in Image.OPEN:
+                    return plugin
+        return None
+
+    def available(self) -> bool:
+        """Whether this environment can encode and decode the format (imports Pillow and plugins, installs nothing)."""
+        return self._provider() is not None
+
+    def version(self) -> str:
+        """The libraries that produce the bytes, e.g. ``"Pillow 13.0.0, libwebp 1.6.0"``; recorded in sweep metadata."""
+        import PIL
+        from PIL import features
+
+        provider = self._provider()
+        if provider is None:
+            raise CodecError(f"image baseline {self.id!r} is not available here: it needs {self.requires}")
+        parts = [f"Pillow {PIL.__version__}"]
+        if provider != "pillow":
+            parts.append(f"{provider} {getattr(_import(provider), '__version__', '?')}")
+        elif self.feature == "jpg" and _pillow_has("libjpeg_turbo"):
+            parts.append(f"libjpeg-turbo {features.version('libjpeg_turbo')}")
+        else:
+            parts.append(f"{_LIBRARY_NAMES.get(self.feature, self.feature)} {features.version(self.feature)}")
+            if self.feature == "avif":
+                avif = _import("PIL._avif")  # which AV1 encoder libavif chose matters as much as its version
+                if avif is not None and hasattr(avif, "codec_versions"):
+                    parts[-1] += f" ({avif.codec_versions()})"
+        return ", ".join(parts)
+
+    def _check_quality(self, quality: int) -> None:
+        lo, hi = self.quality_range
+        if isinstance(quality, bool) or not isinstance(quality, int) or not lo <= quality <= hi:
+            raise CodecError(f"{self.id}: quality must be an integer in [{lo}, {hi}], got {quality!r}")
+
+    def save_options(self, img: np.ndarray, quality: int) -> dict[str, Any]:
+        """The keyword arguments given to ``Image.save`` for this image and quality."""
+        return {**self.options, "quality": quality}
+
+    def encode(self, img: np.ndarray, quality: int) -> bytes:
+        """Compress an (H, W, 3) uint8 image at ``quality`` (within ``quality_range``) to the format's bytes."""
+        check_rgb8(img)
+        self._check_quality(quality)
+        if not self.available():
+            raise CodecError(f"image baseline {self.id!r} is not available here: it needs {self.requires}")
+        from PIL import Image
+
+        buf = io.BytesIO()
+        try:
+            Image.fromarray(img).save(buf, format=self.format, **self.save_options(img, quality))
+        except (OSError, ValueError) as e:
+            raise CodecError(f"{self.id}: encoding a {img.shape[0]}x{img.shape[1]} image failed: {e}") from e
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decompress bytes made by :meth:`encode` to an (H, W, 3) uint8 array; other formats are refused."""
+        import numpy as np
+        from PIL import Image
+
+        if not self.available():
+            raise CodecError(f"image baseline {self.id!r} is not available here: it needs {self.requires}")
+        try:
+            with Image.open(io.BytesIO(data), formats=[self.format]) as im:
+                im.load()
+                return np.array(im.convert("RGB"))
+        except (OSError, ValueError, SyntaxError) as e:  # Pillow's parsers raise all three on bad bytes
+            raise CodecError(f"{self.id}: cannot decode {len(data)} bytes as {self.format}: {e}") from e
+
+
+@dataclass(frozen=True)
+class Jpeg2000Codec(PillowCodec):
+    """JPEG 2000 (OpenJPEG through Pillow) where quality is a target PSNR in dB.
+
+    OpenJPEG's fixed-quality mode (``quality_mode="dB"``) keeps coding passes, in rate-distortion order, until
+    the layer reaches the target, so a higher target never gives fewer bytes: the sweep is monotone and its
+    numbers read directly (about 24 dB to 44 dB covers 0.15 to 3 bpp on Kodak). Lossy settings: the
+    irreversible 9/7 wavelet with the irreversible colour transform, a raw codestream (no JP2 boxes), one
+    layer, and up to 6 resolution levels (fewer for images too small for them, which OpenJPEG would refuse).
+    """
+
+    def save_options(self, img: np.ndarray, quality: int) -> dict[str, Any]:
+        """OpenJPEG settings for a dB target; the number of resolution levels follows the image's short side."""
+        levels = min(6, 1 + int(math.log2(min(img.shape[0], img.shape[1]))))
+        return {**self.options, "quality_mode": "dB", "quality_layers": [quality], "num_resolutions": levels}
+
+
+_LIBRARY_NAMES = {"jpg": "libjpeg", "webp": "libwebp", "jpg_2000": "OpenJPEG", "avif": "libavif"}
+
+_STEP5 = tuple(range(5, 100, 5))  # 5, 10, ..., 95: the 19 points of CompressAI's published JPEG and WebP curves
+_STEP10 = tuple(range(5, 100, 10))  # 5, 15, ..., 95: fewer points for the slow encoders
+
+IMAGE_BASELINES: dict[str, ImageCodec] = {
+    c.id: c
+    for c in (
+        PillowCodec("jpeg-420", "JPEG, 4:2:0 chroma, Pillow's default (standard) Huffman tables", "JPEG", _STEP5,
+                    (1, 100), "Pillow built with libjpeg", {"subsampling": 2}, feature="jpg"),
+        PillowCodec("jpeg-444", "JPEG, 4:4:4 (no chroma subsampling), standard Huffman tables", "JPEG", _STEP5,
+                    (1, 100), "Pillow built with libjpeg", {"subsampling": 0}, feature="jpg"),
+        PillowCodec("webp", "WebP lossy (libwebp, method 4, 4:2:0)", "WEBP", _STEP5, (0, 100),
+                    "Pillow built with libwebp", {"lossless": False, "method": 4}, feature="webp"),
+        Jpeg2000Codec("jpeg2000", "JPEG 2000 (OpenJPEG), 9/7 wavelet, quality = target PSNR in dB", "JPEG2000",
+                      tuple(range(24, 46, 2)), (10, 70), "Pillow built with OpenJPEG",
+                      {"irreversible": True, "mct": 1, "no_jp2": True}, feature="jpg_2000"),
+        PillowCodec("avif", "AVIF (libavif), 4:4:4, speed 6, one thread", "AVIF", _STEP10, (0, 100),
+                    "Pillow with AVIF support (Pillow >= 11.2 built with libavif) or the pillow_avif plugin",
+                    {"subsampling": "4:4:4", "speed": 6, "max_threads": 1}, feature="avif",
+                    plugins=("pillow_avif",)),
+        PillowCodec("jpegxl", "JPEG XL (libjxl), effort 7, one thread", "JXL", _STEP10, (0, 100),
+                    "the pillow_jxl plugin (pillow-jpegxl-plugin)", {"effort": 7, "num_threads": 1},
+                    plugins=("pillow_jxl",)),
+    )
+}
+
+
+def available_ids() -> list[str]:
+    """Ids of the registered image baselines this environment can run, in registry order."""
+    return [i for i, c in IMAGE_BASELINES.items() if c.available()]
+
+
+def get(codec_id: str) -> ImageCodec:
+    """The registered, available baseline ``codec_id``; otherwise CodecError listing the ids that can run here."""
+    codec = IMAGE_BASELINES.get(codec_id)
+    if codec is None:
+        raise CodecError(f"unknown image baseline {codec_id!r}; available: {', '.join(available_ids()) or 'none'}")
+    if not codec.available():
+        needs = getattr(codec, "requires", "a library that is not installed")
+        raise CodecError(f"image baseline {codec_id!r} is not available here (it needs {needs}); "
+                         f"available: {', '.join(available_ids()) or 'none'}")
+    return codec

@@ -1,0 +1,74 @@
+"""Rate-distortion plots of sweep results (CompressAI-schema dicts) as PNG files, with published curves as anchors.
+
+Draws on matplotlib's Agg canvas directly (no pyplot, no display, no global backend switch), so it works on
+headless machines and inside programs that use matplotlib for something else.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nctk.entropy.errors import CodecError
+
+AXIS_LABELS = {
+    "bpp": "rate (bpp)",
+    "psnr-rgb": "PSNR-RGB (dB)",
+    "ms-ssim-rgb": "MS-SSIM",
+    "encoding_time": "encoding time (s)",
+    "decoding_time": "decoding time (s)",
+}
+
+
+def _points(curve: dict[str, Any], rate: str, metric: str) -> tuple[list[float], list[float]]:
+    """The curve's finite (rate, metric) points sorted by rate, or CodecError naming the curve and the key it lacks."""
+    name = curve.get("name", "?") if isinstance(curve, dict) else "?"
+    res = curve.get("results") if isinstance(curve, dict) else None
+    if not isinstance(res, dict) or rate not in res or metric not in res:
+        have = sorted(res) if isinstance(res, dict) else []
+        raise CodecError(f"curve {name!r} has no results[{rate!r}] and results[{metric!r}] to plot (it has {have})")
+    xs, ys = res[rate], res[metric]
+    if len(xs) != len(ys):
+        raise CodecError(f"curve {name!r}: {len(xs)} {rate} values but {len(ys)} {metric} values")
+    # inf (an exact reconstruction) has no place on the axes
+    pts = sorted((float(x), float(y)) for x, y in zip(xs, ys, strict=True) if math.isfinite(x) and math.isfinite(y))
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot(results: Sequence[dict[str, Any]], metric: str, path: str | os.PathLike,
+         anchors: Sequence[dict[str, Any]] = (), *, rate: str = "bpp", title: str | None = None) -> Path:
+    """Plot ``metric`` against ``rate`` for each result (solid, with markers) and anchor (dashed); save a PNG.
+
+    Every curve must have ``results[rate]`` and ``results[metric]``; the legend shows each curve's "name" (with
+    "(anchor)" after an anchor's). Non-finite points (PSNR ``inf`` of an exact reconstruction) are left out.
+    Returns the path written. Used to compare a sweep with published curves at a glance.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    curves = [(c, False) for c in results] + [(c, True) for c in anchors]
+    if not curves:
+        raise CodecError("plot needs at least one result or anchor curve")
+    data = [(_points(c, rate, metric), c.get("name", "?"), dashed) for c, dashed in curves]
+
+    fig = Figure(figsize=(8, 5.5), dpi=120, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for (xs, ys), name, dashed in data:
+        if dashed:
+            ax.plot(xs, ys, linestyle="--", linewidth=1.5, marker=".", markersize=4, label=f"{name} (anchor)")
+        else:
+            ax.plot(xs, ys, linestyle="-", linewidth=1.8, marker="o", markersize=4, label=str(name))
+    ax.set_xlabel(AXIS_LABELS.get(rate, rate))
+    ax.set_ylabel(AXIS_LABELS.get(metric, metric))
+    ax.set_title(title if title is not None else f"{AXIS_LABELS.get(metric, metric)} vs rate")
+    ax.grid(True, which="major", alpha=0.35)
+    ax.minorticks_on()
+    ax.grid(True, which="minor", alpha=0.12)
+    ax.legend(loc="lower right", fontsize="small")
+    out = Path(path)
+    fig.savefig(out, format="png")
+    return out

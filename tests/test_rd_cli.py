@@ -1,0 +1,83 @@
+"""`nctk rd` end to end: a tiny sweep with results, plots and anchors, BD figures, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def run_nctk(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nctk.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def one_line_error(p: subprocess.CompletedProcess) -> str:
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert p.stderr.startswith("nctk: error:") and p.stderr.count("\n") == 1, p.stderr
+    return p.stderr
+
+
+def curve(name: str, bpp: list[float], psnr: list[float]) -> dict:
+    return {"name": name, "description": name, "results": {"bpp": bpp, "psnr-rgb": psnr}}
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for i in range(2):
+        y, x = np.mgrid[0:48, 0:64]
+        img = np.stack([x * 4, y * 5, (x + y) * 2], -1) + rng.integers(0, 20, (48, 64, 3))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(d / f"img{i}.png")
+    (d / "notes.txt").write_text("not an image: skipped by suffix")
+    return d
+
+
+def test_sweep_writes_results_plots_and_bd_figures(images: Path, tmp_path: Path):
+    anchor = tmp_path / "anchor.json"
+    anchor.write_text(json.dumps(curve("anchor", [0.5, 1, 2, 4, 8], [20, 25, 30, 35, 40])))
+    p = run_nctk("rd", "--codec", "jpeg-420,webp", "--data", str(images), "--quality", "20", "50", "80",
+                 "--out", "res.json", "--plot", "rd.png", "--compare", str(anchor), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "jpeg-420: 2 file(s)" in p.stdout and "vs anchor:" in p.stdout
+    for cid in ("jpeg-420", "webp"):
+        res = json.loads((tmp_path / f"res-{cid}.json").read_text())
+        assert res["name"] == cid and len(res["results"]["bpp"]) == 3
+        assert set(res["per_file"]) == {"img0.png", "img1.png"}
+    png = (tmp_path / "rd.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_bd_rate_of_two_results_files(tmp_path: Path):
+    (tmp_path / "a.json").write_text(json.dumps(curve("A", [1, 2, 4, 8], [30, 33, 36, 39])))
+    (tmp_path / "b.json").write_text(json.dumps(curve("B", [0.5, 1, 2, 4], [30, 33, 36, 39])))
+    p = run_nctk("rd", "--bd-rate", "a.json", "b.json", "--json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["bd_rate_percent"] == pytest.approx(-50.0) and out["test"] == "B"
+    p = run_nctk("rd", "--bd-rate", "a.json", "b.json", cwd=tmp_path)
+    assert "BD-rate -50.00%" in p.stdout
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--bd-rate", "a.json", "far.json"], "overlap"),
+    (["--bd-rate", "a.json", "missing.json"], "missing.json"),
+    (["--bd-rate", "a.json", "bad.json"], "bad.json"),
+    (["--codec", "jpeg-2001", "--data", "."], "jpeg-2001"),
+    (["--codec", "webp", "--data", "nowhere"], "nowhere"),
+    (["--codec", "webp", "--data", "broken.png"], "broken.png"),
+    (["--codec", "webp"], "--data"),
+])
+def test_errors_are_one_line(tmp_path: Path, args: list[str], expect: str):
+    (tmp_path / "a.json").write_text(json.dumps(curve("A", [1, 2, 4, 8], [30, 33, 36, 39])))
+    (tmp_path / "far.json").write_text(json.dumps(curve("far", [1, 2, 4, 8], [50, 53, 56, 59])))
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    assert expect in one_line_error(run_nctk("rd", *args, cwd=tmp_path))
