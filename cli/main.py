@@ -234,10 +234,25 @@ def cmd_rd(args: argparse.Namespace) -> int:
     anchors = [rdjson.load(p) for p in args.compare]
     codecs = [c for c in args.codec.split(",") if c]
     files = _rd_files(args.data)
+    from nctk.rd.cache import open_cache
     from nctk.rd.sweep import sweep
 
     qualities = {c: args.quality for c in codecs} if args.quality else None
-    curves = sweep(codecs, files, qualities)
+    if args.cache == "":
+        raise CliError("--cache needs a folder (or use --no-cache)")
+    # Resolved here so the line below names the folder actually used (None: off, or no usable default folder).
+    store = open_cache(False if args.no_cache else args.cache)
+    try:
+        curves = sweep(codecs, files, qualities, cache=store.folder if store is not None else False)
+    except KeyboardInterrupt:
+        if store is not None:
+            _show(f"nctk: finished items are cached in {store.folder}: run the same command again to resume",
+                  sys.stderr)
+        raise
+    if store is not None:
+        reused = sum(res["meta"]["cached_items"] for res in curves.values())
+        total = sum(len(files) * len(res["meta"]["qualities"]) for res in curves.values())
+        _say(args, f"{reused} of {total} items came from the cache ({store.folder})")
     for cid, res in curves.items():
         r = res["results"]
         _show(f"{cid}: {len(files)} file(s); quality, bpp, {args.metric}", stdout)
@@ -354,7 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only compare two results files: BD-rate and BD-quality of TEST against ANCHOR")
     r.add_argument("--metric", default="psnr-rgb", help="quality metric for tables and BD figures (default psnr-rgb)")
     r.add_argument("--json", action="store_true", help="with --bd-rate: machine-readable output")
-    r.add_argument("-q", "--quiet", action="store_true", help="print no 'wrote' lines")
+    cached = r.add_mutually_exclusive_group()
+    cached.add_argument("--cache", metavar="DIR",
+                        help="keep finished items in DIR and reuse them, so an interrupted sweep resumes (default: "
+                             "$NCTK_CACHE_DIR/rd, $XDG_CACHE_HOME/nctk/rd or ~/.cache/nctk/rd)")
+    cached.add_argument("--no-cache", action="store_true", help="measure every item; read and write no cache")
+    r.add_argument("-q", "--quiet", action="store_true", help="print no 'wrote' or cache lines")
     r.set_defaults(func=cmd_rd)
 
     k = sub.add_parser("codecs", help="list the registered codecs")

@@ -4,7 +4,9 @@ One measurement is :func:`run_item` (load, encode, decode, measure): a pure func
 cached, resumed or run on other workers later. :func:`sweep` validates everything first (codec ids, qualities,
 that each file opens), then measures and averages the way CompressAI's ``compressai.utils.bench`` does: for each
 quality, the mean bpp and the mean of each metric over the files. Apart from the timings and the date, a rerun gives
-identical numbers (every encoder setting is pinned; MS-SSIM runs on the CPU).
+identical numbers (every encoder setting is pinned; MS-SSIM runs on the CPU). Finished items are kept in an
+on-disk cache (:mod:`nctk.rd.cache`) as soon as each is measured, so an interrupted sweep resumes where it stopped
+and a repeated one measures nothing again.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from nctk.entropy.errors import CodecError
 from nctk.rd.baselines.images import ImageCodec, get
+from nctk.rd.cache import ItemCache, ItemKey, file_sha256, open_cache
 from nctk.rd.metrics import MS_SSIM_MIN_SIDE, ms_ssim_rgb, ms_ssim_supported, psnr_rgb
 
 if TYPE_CHECKING:
@@ -76,6 +79,11 @@ def _measure(codec: ImageCodec, img: np.ndarray, quality: int) -> dict[str, Any]
     return out
 
 
+def _item(codec: ImageCodec, path: PathLike, img: np.ndarray, quality: int) -> dict[str, Any]:
+    return {"codec": codec.id, "file": os.fspath(path), "quality": quality, "height": img.shape[0],
+            "width": img.shape[1], **_measure(codec, img, quality)}
+
+
 def run_item(codec_id: str, path: PathLike, quality: int) -> dict[str, Any]:
     """Measure one codec on one image file at one quality: the unit of work a sweep is made of.
 
@@ -85,9 +93,7 @@ def run_item(codec_id: str, path: PathLike, quality: int) -> dict[str, Any]:
     """
     codec = get(codec_id)
     _check_qualities(codec, [quality])
-    img = load_rgb(path)
-    return {"codec": codec_id, "file": os.fspath(path), "quality": quality, "height": img.shape[0],
-            "width": img.shape[1], **_measure(codec, img, quality)}
+    return _item(codec, path, load_rgb(path), quality)
 
 
 def _check_qualities(codec: ImageCodec, qualities: Sequence[int]) -> list[int]:
@@ -140,8 +146,25 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _lookup(store: ItemCache | None, key: ItemKey, size: tuple[int, int]) -> dict[str, Any] | None:
+    """The cached item for ``key`` if it holds every number this file's entry needs (a hand-edited one may not);
+    anything else is measured again and overwritten."""
+    item = store.get(key) if store is not None else None
+    if item is None or (item.get("height"), item.get("width")) != size:
+        return None
+    with_ms_ssim = ms_ssim_supported(*size)
+    if ("ms-ssim-rgb" in item) != with_ms_ssim:
+        return None
+    needed = ["bytes", "bpp", "psnr-rgb", *TIMING_KEYS] + ["ms-ssim-rgb"] * with_ms_ssim
+    return item if all(_number(item.get(k)) for k in needed) else None
+
+
 def sweep(codec_ids: list[str], files: list[PathLike], qualities: Mapping[str, Sequence[int]] | None = None, *,
-          progress: bool | None = None) -> dict[str, dict[str, Any]]:
+          progress: bool | None = None, cache: PathLike | bool | None = None) -> dict[str, dict[str, Any]]:
     """Sweep each codec over each file and quality; one CompressAI-schema result per codec id.
 
     ``qualities`` maps codec id -> qualities (sorted, duplicates dropped); codecs not in it use their default
@@ -151,7 +174,13 @@ def sweep(codec_ids: list[str], files: list[PathLike], qualities: Mapping[str, S
     under ``MS_SSIM_MIN_SIDE`` pixels on its short side, and out of the curve unless every file has it;
     ``meta["ms_ssim_omitted"]`` names those files. PSNR is ``inf`` for a file a codec reproduces exactly.
     A progress bar is drawn on stderr when it is a terminal, unless ``progress`` is False.
-    Raises CodecError (before any work) for unknown or unavailable codecs, bad qualities and unreadable files.
+
+    ``cache`` is the folder of finished items (:mod:`nctk.rd.cache`): None or True for the default one, False
+    for none. Each item is looked up before it is measured and stored as soon as it is, so a sweep stopped after
+    N items keeps them; the results equal an uncached sweep's except that reused items keep the timings measured
+    when they were stored. ``meta["cached_items"]`` counts the codec's items taken from the cache.
+    Raises CodecError (before any work) for unknown or unavailable codecs, bad qualities, unreadable files and
+    a cache folder given explicitly that cannot be used.
     """
     if not codec_ids:
         raise CodecError("sweep needs at least one codec id")
@@ -170,18 +199,32 @@ def sweep(codec_ids: list[str], files: list[PathLike], qualities: Mapping[str, S
         with _open_image(f) as im:
             sizes.append((im.height, im.width))
     keys = _file_keys(files)
+    versions = {c.id: c.version() for c in codecs}
+    store = open_cache(cache)
+    digests = [file_sha256(f) if store is not None else "" for f in files]
 
     bar = _Progress(len(files) * sum(len(q) for q in plan.values()), _progress_enabled(progress, sys.stderr),
                     sys.stderr)
     items: dict[tuple[str, str], list[dict[str, Any]]] = {}  # (codec, file key) -> one dict per quality
+    cached = dict.fromkeys(versions, 0)
     try:
-        for key, f in zip(keys, files, strict=True):
-            img = load_rgb(f)  # once per file: decoding a PNG costs more than a JPEG round trip
+        for key, f, size, digest in zip(keys, files, sizes, digests, strict=True):
+            img = None  # decoded on the first item not in the cache, once per file (a PNG costs more than a JPEG)
             for codec in codecs:
                 row = items[codec.id, key] = []
                 for q in plan[codec.id]:
-                    row.append(_measure(codec, img, q))
-                    bar.step(f"{codec.id} q={q} {key}")
+                    ikey = ItemKey(codec.id, versions[codec.id], q, digest)
+                    item = _lookup(store, ikey, size)
+                    hit = item is not None
+                    if item is None:
+                        if img is None:
+                            img = load_rgb(f)
+                        item = _item(codec, f, img, q)
+                        if store is not None:
+                            store.put(ikey, item)  # now, not at the end: an interrupted sweep keeps it
+                    cached[codec.id] += hit
+                    row.append(item)
+                    bar.step(f"{codec.id} q={q} {key}" + " (cached)" * hit)
     finally:
         bar.close()
 
@@ -194,13 +237,14 @@ def sweep(codec_ids: list[str], files: list[PathLike], qualities: Mapping[str, S
         curve_keys = [m for m in METRIC_KEYS if all(m in pf for pf in per_file.values())]
         results = {m: [_mean([pf[m][i] for pf in per_file.values()]) for i in range(len(plan[codec.id]))]
                    for m in curve_keys}
-        version = codec.version()
+        version = versions[codec.id]
         meta: dict[str, Any] = {"codec_version": version, "files": len(files), "file_names": keys,
                                 "qualities": plan[codec.id], "date": date, "ms_ssim_min_side": MS_SSIM_MIN_SIDE,
-                                "ms_ssim_omitted": omitted}
+                                "ms_ssim_omitted": omitted, "cached_items": cached[codec.id]}
         if omitted:
             meta["ms_ssim_note"] = (f"no ms-ssim-rgb curve: {len(omitted)} of {len(files)} files are smaller than "
                                     f"{MS_SSIM_MIN_SIDE} px on the short side (see ms_ssim_omitted)")
         out[codec.id] = {"name": codec.id, "description": f"{codec.description}. {version}", "results": results,
                          "per_file": per_file, "meta": meta}
     return out
+

@@ -44,7 +44,7 @@ def test_sweep_writes_results_plots_and_bd_figures(images: Path, tmp_path: Path)
     anchor = tmp_path / "anchor.json"
     anchor.write_text(json.dumps(curve("anchor", [0.5, 1, 2, 4, 8], [20, 25, 30, 35, 40])))
     p = run_nctk("rd", "--codec", "jpeg-420,webp", "--data", str(images), "--quality", "20", "50", "80",
-                 "--out", "res.json", "--plot", "rd.png", "--compare", str(anchor), cwd=tmp_path)
+                 "--out", "res.json", "--plot", "rd.png", "--compare", str(anchor), "--no-cache", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "jpeg-420: 2 file(s)" in p.stdout and "vs anchor:" in p.stdout
     for cid in ("jpeg-420", "webp"):
@@ -80,4 +80,51 @@ def test_errors_are_one_line(tmp_path: Path, args: list[str], expect: str):
     (tmp_path / "far.json").write_text(json.dumps(curve("far", [1, 2, 4, 8], [50, 53, 56, 59])))
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
-    assert expect in one_line_error(run_nctk("rd", *args, cwd=tmp_path))
+    extra = ["--no-cache"] if "--codec" in args else []  # leave the user's cache folder alone
+    assert expect in one_line_error(run_nctk("rd", *args, *extra, cwd=tmp_path))
+
+
+def test_a_second_run_with_the_same_cache_measures_nothing(images: Path, tmp_path: Path):
+    args = ["rd", "--codec", "jpeg-420,webp", "--data", str(images), "--quality", "30", "60"]
+    first = run_nctk(*args, "--cache", "items", "--out", "first.json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "0 of 8 items came from the cache (items)\n" in first.stderr
+    second = run_nctk(*args, "--cache", "items", "--out", "second.json", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert [line for line in second.stderr.splitlines() if "cache" in line] == \
+        ["8 of 8 items came from the cache (items)"]
+    assert second.stdout == first.stdout
+    for cid in ("jpeg-420", "webp"):  # reused items keep their timings: the results are the same, date aside
+        a, b = (json.loads((tmp_path / f"{n}-{cid}.json").read_text()) for n in ("first", "second"))
+        assert a["meta"].pop("cached_items") == 0 and b["meta"].pop("cached_items") == 4
+        del a["meta"]["date"], b["meta"]["date"]
+        assert a == b
+    off = run_nctk(*args, "--no-cache", cwd=tmp_path)
+    assert off.returncode == 0 and "cache" not in off.stderr
+    both = run_nctk(*args, "--cache", "items", "--no-cache", cwd=tmp_path)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    assert "needs a folder" in one_line_error(run_nctk(*args, "--cache", "", cwd=tmp_path))
+
+
+def test_an_interrupted_sweep_says_where_its_items_are_and_resumes(images: Path, tmp_path: Path, monkeypatch,
+                                                                  capsys):
+    import nctk.rd.sweep as rdsweep
+    from nctk.cli.main import main
+
+    measure, done = rdsweep._measure, []
+
+    def interrupted(codec, img, quality):
+        if len(done) == 3:
+            raise KeyboardInterrupt
+        done.append(quality)
+        return measure(codec, img, quality)
+
+    monkeypatch.setattr(rdsweep, "_measure", interrupted)
+    args = ["rd", "--codec", "webp", "--data", str(images), "--quality", "30", "60", "--cache", str(tmp_path / "c")]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert f"finished items are cached in {tmp_path / 'c'}: run the same command again to resume" in err
+    assert err.endswith("nctk: interrupted\n")
+    monkeypatch.setattr(rdsweep, "_measure", measure)
+    assert main(args) == 0
+    assert f"3 of 4 items came from the cache ({tmp_path / 'c'})" in capsys.readouterr().err

@@ -35,9 +35,17 @@ def files(tmp_path_factory):
     return paths
 
 
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Sweeps here cache their items in a fresh folder, not the user's (tests/test_rd_cache.py tests the cache)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("nctk.rd.cache.default_dir", lambda: tmp_path_factory.getbasetemp() / "rd-cache")
+        yield
+
+
 @pytest.fixture(scope="module")
 def swept(files):
-    return sweep(["jpeg-420", "webp"], files, QUALITIES, progress=False)
+    return sweep(["jpeg-420", "webp"], files, QUALITIES, progress=False, cache=False)
 
 
 def without_timings(result: dict) -> dict:
@@ -46,7 +54,7 @@ def without_timings(result: dict) -> dict:
 
     return {**result, "results": strip(result["results"]),
             "per_file": {f: strip(d) for f, d in result["per_file"].items()},
-            "meta": {k: v for k, v in result["meta"].items() if k != "date"}}
+            "meta": {k: v for k, v in result["meta"].items() if k not in ("date", "cached_items")}}
 
 
 def test_sweep_results_follow_the_compressai_schema(swept):
@@ -75,7 +83,7 @@ def test_sweep_curves_are_means_over_files_and_plausible(swept):
 
 
 def test_sweep_is_deterministic_apart_from_timings(swept, files):
-    again = sweep(["jpeg-420", "webp"], files, QUALITIES, progress=False)
+    again = sweep(["jpeg-420", "webp"], files, QUALITIES, progress=False, cache=False)
     assert {k: without_timings(v) for k, v in again.items()} == {k: without_timings(v) for k, v in swept.items()}
 
 
