@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,15 @@ def _points(curve: dict[str, Any], rate: str, metric: str) -> tuple[list[float],
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _palette(name: str) -> Iterator:
+    """A qualitative colour map's colours, repeated without end (more curves than colours reuse them)."""
+    import itertools
+
+    from matplotlib import colormaps
+
+    return itertools.cycle(colormaps[name].colors)
+
+
 def plot(results: Sequence[dict[str, Any]], metric: str, path: str | os.PathLike,
          anchors: Sequence[dict[str, Any]] = (), *, rate: str = "bpp", title: str | None = None) -> Path:
     """Plot ``metric`` against ``rate`` for each result (solid, with markers) and anchor (dashed); save a PNG.
@@ -57,11 +66,15 @@ def plot(results: Sequence[dict[str, Any]], metric: str, path: str | os.PathLike
     fig = Figure(figsize=(8, 5.5), dpi=120, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    # Measured curves take tab10's colours, anchors Dark2's: no two curves share a colour up to 10 + 8.
+    solid, dashes = _palette("tab10"), _palette("Dark2")
     for (xs, ys), name, dashed in data:
         if dashed:
-            ax.plot(xs, ys, linestyle="--", linewidth=1.5, marker=".", markersize=4, label=f"{name} (anchor)")
+            ax.plot(xs, ys, linestyle="--", linewidth=1.5, marker=".", markersize=4, label=f"{name} (anchor)",
+                    color=next(dashes))
         else:
-            ax.plot(xs, ys, linestyle="-", linewidth=1.8, marker="o", markersize=4, label=str(name))
+            ax.plot(xs, ys, linestyle="-", linewidth=1.8, marker="o", markersize=4, label=str(name),
+                    color=next(solid))
     ax.set_xlabel(AXIS_LABELS.get(rate, rate))
     ax.set_ylabel(AXIS_LABELS.get(metric, metric))
     ax.set_title(title if title is not None else f"{AXIS_LABELS.get(metric, metric)} vs rate")
