@@ -6,7 +6,9 @@ on first use (PEP 562): ``import nctk.entropy.errors`` stays free of numpy and N
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nctk.entropy.lazy import exporter
 
 _EXPORTS = {
     "CODER_ID": "coder", "CODER_VERSION": "coder", "DEFAULT_CHUNK": "coder", "DEFAULT_LANES": "coder",
@@ -33,16 +35,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from nctk.entropy.tables import ParametricFamily, Table, Tables, categorical, from_counts, quantize_pmf  # noqa: F401
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nctk.entropy' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"nctk.entropy.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = exporter(__name__, {name: f"nctk.entropy.{module}" for name, module in _EXPORTS.items()})

@@ -15,7 +15,9 @@ command line's ``--help`` and ``codecs`` never import numpy, Numba or torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from nctk.entropy.lazy import exporter
 
 __version__ = "0.1.0"
 
@@ -37,16 +39,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from nctk.entropy.errors import CodecError, FormatError, LimitError, NctkError, UnsupportedVersionError  # noqa: F401
 
 
-def __getattr__(name: str) -> Any:
-    module = _API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nctk' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_API])
+__getattr__, __dir__ = exporter(__name__, _API)

@@ -14,7 +14,7 @@ Names are loaded on first use, so ``import nctk.rd`` imports neither numpy nor m
 
 from __future__ import annotations
 
-from typing import Any
+from nctk.entropy.lazy import exporter
 
 _EXPORTS = {
     "sweep": "sweep", "run_item": "sweep", "bd_rate": "bdrate", "bd_quality": "bdrate", "bd_results": "bdrate",
@@ -24,12 +24,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nctk.rd' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"nctk.rd.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = exporter(__name__, {name: f"nctk.rd.{module}" for name, module in _EXPORTS.items()})
