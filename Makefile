@@ -24,23 +24,24 @@ $(KERNELS): $(STAMP) $(KERNEL_SOURCES)
 
 kernels: $(KERNELS)
 
+BENCH_STAMP := $(VENV)/.bench-installed
+
+# Peers and classical baselines (faiss, zipnn, zfp, SZ3, AVIF, ...) for benchmarks, `nctk rd` and the tests of
+# its baseline adapters, constrained to the pinned venv so nothing moves.
+$(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt
+	$(BIN)/pip freeze | grep -v -e '^-e' -e '^nctk' > $(VENV)/constraints.txt
+	$(BIN)/pip install -q -r benchmarks/requirements.txt -c $(VENV)/constraints.txt
+	touch $(BENCH_STAMP)
+
 demo: $(KERNELS)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash assets/demo/run_demo.sh
 
-test: $(KERNELS)
+test: $(KERNELS) $(BENCH_STAMP)
 	$(BIN)/ruff check nctk codec entropy cli rd train assets tests benchmarks studies
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check nctk codec entropy cli rd train assets tests benchmarks studies
-
-BENCH_STAMP := $(VENV)/.bench-installed
-
-# Benchmark peers (faiss, vector-quantize-pytorch), constrained to the pinned venv so nothing moves.
-$(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt
-	$(BIN)/pip freeze | grep -v -e '^-e' -e '^nctk' > $(VENV)/constraints.txt
-	$(BIN)/pip install -q -r benchmarks/requirements.txt -c $(VENV)/constraints.txt
-	touch $(BENCH_STAMP)
 
 # Benchmarks rewrite benchmarks/RESULTS.md; run them alone on the machine.
 bench: $(BENCH_STAMP) $(KERNELS)

@@ -185,21 +185,18 @@ def cmd_codecs(args: argparse.Namespace) -> int:
     return 0
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def _rd_files(data: list[str]) -> list[str]:
-    """The images named by ``--data``: files as given, folders' image files in name order."""
+def _rd_files(data: list[str], suffixes: tuple[str, ...], kind: str) -> list[str]:
+    """The inputs named by ``--data``: files as given, folders' files with one of ``suffixes`` in name order."""
     files: list[str] = []
     for item in data:
         if os.path.isdir(item):
-            files += sorted(os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_SUFFIXES))
+            files += sorted(os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(suffixes))
         elif os.path.exists(item):
             files.append(item)
         else:
             raise CliError(f"{item}: no such file or folder")
     if not files:
-        raise CliError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(data)}")
+        raise CliError(f"no {kind} files ({', '.join(suffixes)}) in {', '.join(data)}")
     return files
 
 
@@ -216,9 +213,18 @@ def cmd_rd(args: argparse.Namespace) -> int:
     from nctk.rd import results as rdjson
 
     stdout = _stdout()
+    if args.list:
+        from nctk.rd.baselines import BASELINES
+
+        for cid, c in BASELINES.items():
+            state = "ready" if c.available() else f"not installed (needs {c.requires})"
+            _show(f"{cid:<18} {c.modality:<7} {'lossless' if c.lossless else 'lossy':<9} {state}", stdout)
+        return 0
     if args.bd_rate:
         anchor, test = (rdjson.load(p) for p in args.bd_rate)
         from nctk.rd.bdrate import bd_results
+
+        args.metric = args.metric or DEFAULT_RD_METRIC[_RATE_MODALITY[rdjson.rate_key(anchor)]]
 
         rate = bd_results(anchor, test, args.metric)  # BDError (one line) if the curves cannot be compared
         quality = bd_results(anchor, test, args.metric, quality=True)
@@ -231,19 +237,31 @@ def cmd_rd(args: argparse.Namespace) -> int:
         return 0
     if not args.codec or not args.data:
         raise CliError("nctk rd needs --codec and --data (or --bd-rate ANCHOR.json TEST.json)")
-    anchors = [rdjson.load(p) for p in args.compare]
+    from nctk.rd.baselines import get, modality_of
+    from nctk.rd.modality import MODALITIES
+
     codecs = [c for c in args.codec.split(",") if c]
-    files = _rd_files(args.data)
+    kinds = {modality_of(c) for c in codecs}
+    for c in codecs:
+        get(c)  # an unknown or unavailable codec: one line listing what can run here
+    if len(kinds) != 1:
+        raise CliError("one sweep measures one kind of data; --codec mixes " + " and ".join(sorted(kinds)) + " codecs")
+    modality = MODALITIES[kinds.pop()]
+    metric = args.metric or DEFAULT_RD_METRIC[modality.name]
+    anchors = [rdjson.load(p) for p in args.compare]
+    files = _rd_files(args.data, modality.suffixes, modality.name)
     from nctk.rd.cache import open_cache
     from nctk.rd.sweep import sweep
 
     qualities = {c: args.quality for c in codecs} if args.quality else None
+    metrics = [m for m in args.metrics.split(",") if m] if args.metrics else None
     if args.cache == "":
         raise CliError("--cache needs a folder (or use --no-cache)")
     # Resolved here so the line below names the folder actually used (None: off, or no usable default folder).
     store = open_cache(False if args.no_cache else args.cache)
     try:
-        curves = sweep(codecs, files, qualities, cache=store.folder if store is not None else False)
+        curves = sweep(codecs, files, qualities, cache=store.folder if store is not None else False,
+                       metrics=metrics, workers=args.workers, scheduler=args.scheduler)
     except KeyboardInterrupt:
         if store is not None:
             _show(f"nctk: finished items are cached in {store.folder}: run the same command again to resume",
@@ -253,13 +271,15 @@ def cmd_rd(args: argparse.Namespace) -> int:
         reused = sum(res["meta"]["cached_items"] for res in curves.values())
         total = sum(len(files) * len(res["meta"]["qualities"]) for res in curves.values())
         _say(args, f"{reused} of {total} items came from the cache ({store.folder})")
+    rate = modality.rate_key
     for cid, res in curves.items():
         r = res["results"]
-        _show(f"{cid}: {len(files)} file(s); quality, bpp, {args.metric}", stdout)
-        for q, bpp, d in zip(res["meta"]["qualities"], r["bpp"], r.get(args.metric, []), strict=False):
-            _show(f"  {q:>6}  {bpp:8.4f}  {d:9.4f}", stdout)
+        shown = metric if metric in r else ("ratio" if "ratio" in r else None)
+        _show(f"{cid}: {len(files)} file(s); quality, {rate}" + f", {shown}" * (shown is not None), stdout)
+        for j, (q, x) in enumerate(zip(res["meta"]["qualities"], r[rate], strict=True)):
+            _show(f"  {q:>6}  {x:9.4f}" + (f"  {r[shown][j]:10.4f}" if shown is not None else ""), stdout)
         for anchor in anchors:
-            _show(f"  vs {anchor['name']}: {_bd_line(anchor, res, args.metric)}", stdout)
+            _show(f"  vs {anchor['name']}: {_bd_line(anchor, res, metric)}", stdout)
     if args.out:
         base, ext = os.path.splitext(args.out)
         for cid, res in curves.items():
@@ -267,15 +287,30 @@ def cmd_rd(args: argparse.Namespace) -> int:
             rdjson.save(res, path)
             _say(args, f"wrote {path}")
     if args.plot:
-        from nctk.rd.plot import plot
+        from nctk.rd.plot import plot, plottable
 
         base, ext = os.path.splitext(args.plot)
-        metrics = [args.metric] + [m for m in ("psnr-rgb", "ms-ssim-rgb") if m != args.metric]
-        for i, metric in enumerate(m for m in metrics if all(m in c["results"] for c in curves.values())):
-            path = args.plot if i == 0 else f"{base}-{metric}{ext or '.png'}"
-            plot(list(curves.values()), metric, path, anchors=[a for a in anchors if metric in a["results"]])
+        names = plottable(list(curves.values()))
+        for i, m in enumerate(sorted(names, key=lambda m: m != metric)):  # the tabulated metric first
+            path = args.plot if i == 0 else f"{base}-{m}{ext or '.png'}"
+            plot(list(curves.values()), m, path, anchors=[a for a in anchors if m in a["results"]], rate=rate)
             _say(args, f"wrote {path}")
     return 0
+
+
+# What `nctk rd` tabulates and compares with --compare anchors when --metric is not given.
+DEFAULT_RD_METRIC = {"image": "psnr-rgb", "audio": "visqol-speech", "tensor": "psnr-range"}
+_RATE_MODALITY = {"bpp": "image", "kbps": "audio", "bits_per_value": "tensor"}
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _size(text: str) -> int | None:
@@ -351,24 +386,41 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_info)
 
     r = sub.add_parser(
-        "rd", help="measure rate-distortion curves (classical image baselines so far) or compare two",
+        "rd", help="measure rate-distortion curves of image, audio or tensor codecs, or compare two",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  nctk rd --codec jpeg-420,webp --data kodak/ --out rd.json --plot rd.png "
-               "--compare published/jpeg.json\n  nctk rd --bd-rate jpeg.json webp.json --metric psnr-rgb\n\n"
-               "Results follow CompressAI's JSON schema (bpp and metric lists averaged over files per quality),\n"
-               "with per-file points under \"per_file\". BD figures: piecewise cubic (pchip) Bjontegaard deltas.")
-    r.add_argument("--codec", help="comma-separated baseline ids: jpeg-420, jpeg-444, webp, jpeg2000, avif, jpegxl "
-                                   "(those whose library is installed)")
-    r.add_argument("--data", nargs="+", metavar="PATH", help="image files and/or folders of images")
+               "--compare published/jpeg.json\n"
+               "  nctk rd --codec opus,vorbis --data speech/ --metrics visqol-speech,pesq-wb,stoi --workers 2\n"
+               "  nctk rd --codec zstd-19,zipnn,tensor-lossless,sz3 --data model.safetensors\n"
+               "  nctk rd --bd-rate jpeg.json webp.json --metric psnr-rgb\n\n"
+               "Results follow CompressAI's JSON schema (rate and metric lists averaged over files per quality),\n"
+               "with per-file points under \"per_file\". Rates: bpp (images), kbps (audio), bits_per_value\n"
+               "(tensors). BD figures: piecewise cubic (pchip) Bjontegaard deltas.")
+    r.add_argument("--codec", help="comma-separated codec ids of one kind of data (`nctk rd --list` shows them): "
+                                   "images jpeg-420, jpeg-444, webp, jpeg2000, avif, jpegxl; audio opus, vorbis, mp3, "
+                                   "flac; tensors zstd-3, zstd-19, zipnn, pcodec, blosc2, zfp-accuracy, zfp-rate, "
+                                   "sz3, tensor-lossless")
+    r.add_argument("--list", action="store_true", help="list the rd codecs and whether each can run here")
+    r.add_argument("--data", nargs="+", metavar="PATH", help="input files and/or folders of them")
     r.add_argument("--quality", nargs="+", type=int, metavar="Q", help="quality points (default: each codec's sweep)")
     r.add_argument("--out", metavar="FILE.json", help="write the results (one file per codec: FILE-CODEC.json)")
-    r.add_argument("--plot", metavar="FILE.png", help="plot the curves (and FILE-METRIC.png for the other metric)")
+    r.add_argument("--plot", metavar="FILE.png",
+                   help="plot the curves: FILE.png for the tabulated metric, FILE-METRIC.png for each other one")
     r.add_argument("--compare", nargs="+", default=[], metavar="ANCHOR.json",
                    help="published or earlier results to overlay (dashed) and report BD-rates against")
     r.add_argument("--bd-rate", nargs=2, metavar=("ANCHOR.json", "TEST.json"),
                    help="only compare two results files: BD-rate and BD-quality of TEST against ANCHOR")
-    r.add_argument("--metric", default="psnr-rgb", help="quality metric for tables and BD figures (default psnr-rgb)")
+    r.add_argument("--metric", help="metric for tables and BD figures (default: psnr-rgb for images, visqol-speech "
+                                    "for audio, psnr-range for tensors)")
+    r.add_argument("--metrics", metavar="LIST", help="audio: comma-separated metrics to measure (default: all of "
+                                                     "visqol-speech, visqol-audio, pesq-wb, stoi, si-snr, log-mel, "
+                                                     "lsd-4k)")
     r.add_argument("--json", action="store_true", help="with --bd-rate: machine-readable output")
+    scale = r.add_mutually_exclusive_group()
+    scale.add_argument("--workers", type=_positive, metavar="N",
+                       help="measure items in parallel on a Dask LocalCluster of N processes")
+    scale.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="measure items on an existing Dask cluster (its workers need nctk and the same paths)")
     cached = r.add_mutually_exclusive_group()
     cached.add_argument("--cache", metavar="DIR",
                         help="keep finished items in DIR and reuse them, so an interrupted sweep resumes (default: "

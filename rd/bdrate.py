@@ -41,10 +41,13 @@ class BDResult:
     overlap: tuple[float, float]
     anchor_coverage: float
     test_coverage: float
+    lower_is_better: bool = False  # the metric is a distortion: a negative BD-quality means the test is better
 
     def __str__(self) -> str:
         lo, hi = self.overlap
         value = f"BD-rate {self.value:+.2f}%" if self.kind == "rate" else f"BD-quality {self.value:+.3f}"
+        if self.kind == "quality" and self.lower_is_better:
+            value += " (a distortion: lower is better)"
         axis = "quality" if self.kind == "rate" else "rate"
         return (f"{value} over {axis} {lo:.4g}..{hi:.4g} (covers {self.anchor_coverage:.0%} of the anchor's range, "
                 f"{self.test_coverage:.0%} of the test's)")
@@ -63,10 +66,18 @@ def bd_quality(anchor_rate: ArrayLike, anchor_dist: ArrayLike, test_rate: ArrayL
     return _delta("quality", (anchor_rate, anchor_dist, "anchor"), (test_rate, test_dist, "test"))
 
 
+# Metrics that measure a distortion, so a better codec has lower values. BD works on their negation (the
+# curves must rise with rate); BD-quality is then reported in the metric's own units, negative = better.
+LOWER_IS_BETTER = frozenset({"log-mel", "lsd-4k", "max-abs-error", "rel-frobenius", "mse"})
+
+
 def bd_results(anchor: dict, test: dict, metric: str = "psnr-rgb", *, quality: bool = False,
                rate_key: str | None = None) -> BDResult:
     """BD-rate (or with ``quality=True`` BD-quality) between two CompressAI-style results dictionaries (as
-    :func:`nctk.rd.results.load` returns) on ``metric``; the rate key is the one both use unless given."""
+    :func:`nctk.rd.results.load` returns) on ``metric``; the rate key is the one both use unless given.
+    Distortions in :data:`LOWER_IS_BETTER` are compared as their negation and reported in their own units."""
+    import dataclasses
+
     from nctk.rd import results
 
     curves = []
@@ -78,10 +89,18 @@ def bd_results(anchor: dict, test: dict, metric: str = "psnr-rgb", *, quality: b
             raise BDError(f"{source}: no rate key {key!r}; the results hold {', '.join(map(repr, res['results']))}")
         if metric not in res["results"]:
             raise BDError(f"{source}: no metric {metric!r}; the results hold {', '.join(map(repr, res['results']))}")
-        curves.append((res["results"][key], res["results"][metric], source, key))
+        values = res["results"][metric]
+        if metric in LOWER_IS_BETTER:
+            values = [-v if isinstance(v, int | float) and not isinstance(v, bool) else v for v in values]
+        curves.append((res["results"][key], values, source, key))
     if curves[0][3] != curves[1][3]:
         raise BDError(f"the anchor's rate is {curves[0][3]!r} but the test's is {curves[1][3]!r}: not comparable")
-    return _delta("quality" if quality else "rate", curves[0][:3], curves[1][:3])
+    out = _delta("quality" if quality else "rate", curves[0][:3], curves[1][:3])
+    if metric not in LOWER_IS_BETTER:
+        return out
+    if quality:
+        return dataclasses.replace(out, value=-out.value, lower_is_better=True)
+    return dataclasses.replace(out, overlap=(-out.overlap[1], -out.overlap[0]), lower_is_better=True)
 
 
 # ------------------------------------------------------------------------------------------------ internals

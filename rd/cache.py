@@ -2,7 +2,8 @@
 
 One JSON file per item, ``<folder>/<key>.json``, where ``key`` is the sha256 of an :class:`ItemKey`: the codec
 id, the codec's version (for baselines ``codec.version()``, the libraries that make the bytes; a learned codec
-gives its artifact digest), the quality, the sha256 of the input file's bytes and :data:`HARNESS_VERSION`. The
+gives its artifact digest), the quality, the sha256 of the input file's bytes, the metrics asked for and
+:data:`HARNESS_VERSION`. The
 file holds ``{"key": {...the key's fields...}, "item": {...}}``, the item exactly as
 :func:`nctk.rd.sweep.run_item` returns it, timings included.
 
@@ -29,9 +30,9 @@ from nctk.entropy.errors import CodecError
 
 __all__ = ["HARNESS_VERSION", "ItemCache", "ItemKey", "default_dir", "file_sha256", "open_cache"]
 
-# What a sweep item measures and how (nctk.rd.sweep._measure, nctk.rd.metrics, the baselines' pinned encoder
-# settings). Bump it whenever one of them changes a number, so older entries stop matching.
-HARNESS_VERSION = 1
+# What a sweep item measures and how (the modalities' measure functions, nctk.rd.metrics, the baselines' pinned
+# encoder settings). Bump it whenever one of them changes a number, so older entries stop matching.
+HARNESS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ItemKey:
     codec_version: str
     quality: int | float
     input_sha256: str
+    metrics: str = ""  # the metric names asked for, comma-separated; "" for the modality's default set
     harness: int = HARNESS_VERSION
 
     def digest(self) -> str:

@@ -15,12 +15,36 @@ from typing import Any
 from nctk.entropy.errors import CodecError
 
 AXIS_LABELS = {
-    "bpp": "rate (bpp)",
+    "bpp": "rate (bits per pixel)",
+    "kbps": "rate (kbit/s)",
+    "bits_per_value": "rate (bits per value)",
     "psnr-rgb": "PSNR-RGB (dB)",
     "ms-ssim-rgb": "MS-SSIM",
+    "visqol-speech": "ViSQOL v3 speech MOS-LQO (16 kHz)",
+    "visqol-audio": "ViSQOL v3 audio MOS-LQO (48 kHz)",
+    "pesq-wb": "PESQ wide-band MOS-LQO",
+    "stoi": "STOI",
+    "si-snr": "SI-SNR (dB)",
+    "log-mel": "log-mel distance (lower is better)",
+    "lsd-4k": "log-spectral distance < 4 kHz (dB, lower is better)",
+    "max-abs-error": "max abs error (lower is better)",
+    "rel-frobenius": "relative Frobenius error (lower is better)",
+    "psnr-range": "PSNR over the value range (dB)",
     "encoding_time": "encoding time (s)",
     "decoding_time": "decoding time (s)",
 }
+# Not worth a plot of their own: rates, timings, and the ratio (a rescaled rate).
+_NOT_PLOTTED = {"bpp", "kbps", "bits_per_value", "ratio", "encoding_time", "decoding_time"}
+# Distortions spanning decades are drawn on a log axis.
+_LOG_AXIS = {"max-abs-error", "rel-frobenius"}
+
+
+def plottable(curves: Sequence[dict[str, Any]]) -> list[str]:
+    """The metrics every curve has that deserve a plot (not rates, timings or ratios), in the first curve's order."""
+    if not curves:
+        return []
+    keys = [k for k in curves[0].get("results", {}) if k not in _NOT_PLOTTED]
+    return [k for k in keys if all(k in c.get("results", {}) for c in curves)]
 
 
 def _points(curve: dict[str, Any], rate: str, metric: str) -> tuple[list[float], list[float]]:
@@ -75,13 +99,16 @@ def plot(results: Sequence[dict[str, Any]], metric: str, path: str | os.PathLike
         else:
             ax.plot(xs, ys, linestyle="-", linewidth=1.8, marker="o", markersize=4, label=str(name),
                     color=next(solid))
+    if metric in _LOG_AXIS and all(y > 0 for (_, ys), _, _ in data for y in ys):
+        ax.set_yscale("log")
     ax.set_xlabel(AXIS_LABELS.get(rate, rate))
     ax.set_ylabel(AXIS_LABELS.get(metric, metric))
     ax.set_title(title if title is not None else f"{AXIS_LABELS.get(metric, metric)} vs rate")
     ax.grid(True, which="major", alpha=0.35)
     ax.minorticks_on()
     ax.grid(True, which="minor", alpha=0.12)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper right" if metric in _LOG_AXIS or "lower is better" in AXIS_LABELS.get(metric, "")
+              else "lower right", fontsize="small")
     out = Path(path)
     fig.savefig(out, format="png")
     return out

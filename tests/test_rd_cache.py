@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import nctk.rd.images as rdimages
 import nctk.rd.sweep as rdsweep
 from nctk.entropy.errors import CodecError
 from nctk.rd.baselines import get
@@ -40,15 +41,15 @@ def files(tmp_path: Path) -> list[Path]:
 def calls(monkeypatch) -> dict[str, int]:
     """Counts the measurements a sweep makes; set ``calls["stop_after"]`` to interrupt it (as Ctrl-C would)."""
     counter = {"n": 0, "stop_after": -1}
-    measure = rdsweep._measure
+    measure = rdimages.measure
 
-    def counted(codec, img, quality):
+    def counted(codec, img, quality, metrics=None):
         if counter["n"] == counter["stop_after"]:
             raise KeyboardInterrupt
         counter["n"] += 1
-        return measure(codec, img, quality)
+        return measure(codec, img, quality, metrics)
 
-    monkeypatch.setattr(rdsweep, "_measure", counted)
+    monkeypatch.setattr(rdimages, "measure", counted)
     return counter
 
 
@@ -111,7 +112,7 @@ def test_entries_hold_the_item_as_run_item_returns_it(files, tmp_path):
     key = ItemKey("webp", get("webp").version(), 50, file_sha256(files[0]))
     assert entry.name == f"{key.digest()}.json"
     assert data["key"] == {"codec": "webp", "codec_version": key.codec_version, "quality": 50,
-                           "input_sha256": key.input_sha256, "harness": HARNESS_VERSION}
+                           "input_sha256": key.input_sha256, "metrics": "", "harness": HARNESS_VERSION}
     fresh = rdsweep.run_item("webp", files[0], 50)
     assert set(data["item"]) == set(fresh)
     assert {k: v for k, v in data["item"].items() if k not in TIMING_KEYS} == \

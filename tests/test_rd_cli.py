@@ -108,23 +108,23 @@ def test_a_second_run_with_the_same_cache_measures_nothing(images: Path, tmp_pat
 
 def test_an_interrupted_sweep_says_where_its_items_are_and_resumes(images: Path, tmp_path: Path, monkeypatch,
                                                                   capsys):
-    import nctk.rd.sweep as rdsweep
+    import nctk.rd.images as rdimages
     from nctk.cli.main import main
 
-    measure, done = rdsweep._measure, []
+    measure, done = rdimages.measure, []
 
-    def interrupted(codec, img, quality):
+    def interrupted(codec, img, quality, metrics=None):
         if len(done) == 3:
             raise KeyboardInterrupt
         done.append(quality)
-        return measure(codec, img, quality)
+        return measure(codec, img, quality, metrics)
 
-    monkeypatch.setattr(rdsweep, "_measure", interrupted)
+    monkeypatch.setattr(rdimages, "measure", interrupted)
     args = ["rd", "--codec", "webp", "--data", str(images), "--quality", "30", "60", "--cache", str(tmp_path / "c")]
     assert main(args) == 130
     err = capsys.readouterr().err
     assert f"finished items are cached in {tmp_path / 'c'}: run the same command again to resume" in err
     assert err.endswith("nctk: interrupted\n")
-    monkeypatch.setattr(rdsweep, "_measure", measure)
+    monkeypatch.setattr(rdimages, "measure", measure)
     assert main(args) == 0
     assert f"3 of 4 items came from the cache ({tmp_path / 'c'})" in capsys.readouterr().err

@@ -11,9 +11,10 @@ from PIL import Image
 
 from nctk.entropy.errors import CodecError
 from nctk.rd.baselines import IMAGE_BASELINES, ImageCodec, available_ids, get
+from nctk.rd.images import load_rgb
 from nctk.rd.metrics import psnr_rgb
 from nctk.rd.plot import plot
-from nctk.rd.sweep import TIMING_KEYS, load_rgb, run_item, sweep
+from nctk.rd.sweep import TIMING_KEYS, run_item, sweep
 
 QUALITIES = {"jpeg-420": [10, 50, 90], "webp": [10, 50, 90]}
 KEYS = {"bpp", "psnr-rgb", "encoding_time", "decoding_time"}  # no ms-ssim-rgb: the images are too small for it
@@ -63,7 +64,7 @@ def test_sweep_results_follow_the_compressai_schema(swept):
         assert r["name"] == cid and "Pillow" in r["description"]
         assert set(r["results"]) == KEYS and all(len(v) == 3 for v in r["results"].values())
         assert set(r["per_file"]) == {"wide.png", "tall.png"}
-        assert all(set(d) == KEYS and len(d["bpp"]) == 3 for d in r["per_file"].values())
+        assert all(set(d) == KEYS | {"bytes"} and len(d["bpp"]) == 3 for d in r["per_file"].values())
         meta = r["meta"]
         assert meta["files"] == 2 and meta["qualities"] == [10, 50, 90] and meta["codec_version"].startswith("Pillow")
         assert meta["ms_ssim_omitted"] == ["wide.png", "tall.png"] and "161" in meta["ms_ssim_note"]
@@ -129,7 +130,7 @@ def test_high_bit_depth_images_are_refused_rather_than_clipped(tmp_path):
 
 
 def test_unknown_codecs_and_bad_qualities_are_refused_up_front(files):
-    with pytest.raises(CodecError, match="unknown image baseline 'jpeg-2001'; available: jpeg-420, jpeg-444, webp"):
+    with pytest.raises(CodecError, match="unknown rd codec 'jpeg-2001'; available: jpeg-420, jpeg-444, webp"):
         sweep(["jpeg-420", "jpeg-2001"], files)
     with pytest.raises(CodecError, match=r"jpeg-420: qualities must be .*\[1, 100\], got \[0, 50\]"):
         sweep(["jpeg-420"], files, {"jpeg-420": [0, 50]})
@@ -137,7 +138,7 @@ def test_unknown_codecs_and_bad_qualities_are_refused_up_front(files):
         sweep(["jpeg-420"], files, {"webp": [50]})
     with pytest.raises(CodecError, match="listed twice"):
         sweep(["jpeg-420"], [files[0], files[0]])
-    with pytest.raises(CodecError, match="at least one image file"):
+    with pytest.raises(CodecError, match="at least one input file"):
         sweep(["jpeg-420"], [])
 
 
@@ -152,7 +153,8 @@ def test_progress_bar_only_on_a_terminal(files, capsys, monkeypatch):
     fake = Terminal()
     monkeypatch.setattr("sys.stderr", fake)
     sweep(["jpeg-420"], files, {"jpeg-420": [40, 50]})
-    assert "4/4 jpeg-420 q=50 tall.png" in fake.getvalue() and fake.getvalue().endswith("\n")
+    out = fake.getvalue()
+    assert "4/4 jpeg-420 q=40 tall.png" in out and "q=50 wide.png (cached)" in out and out.endswith("\n")
     fake.seek(0)
     fake.truncate()
     sweep(["jpeg-420"], files, {"jpeg-420": [50]}, progress=False)

@@ -13,7 +13,7 @@ import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from nctk.entropy.errors import CodecError
 from nctk.rd.metrics import check_rgb8
@@ -32,6 +32,8 @@ class ImageCodec(Protocol):
 
     id: str
     description: str
+    modality: str  # "image"
+    lossless: bool
     qualities: tuple[int, ...]
     quality_range: tuple[int, int]
 
@@ -77,6 +79,8 @@ class PillowCodec:
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)
     feature: str | None = None
     plugins: tuple[str, ...] = ()
+    modality: ClassVar[str] = "image"
+    lossless: ClassVar[bool] = False
 
     def _provider(self) -> str | None:
         """``"pillow"`` when Pillow has the format natively, the plugin module's name when a plugin gives it."""
