@@ -14,11 +14,11 @@ import pytest
 
 from nctk.entropy.errors import CodecError, NctkError
 from nctk.rd import audio_metrics as am
-from nctk.rd.baselines import audio as ab
+from nctk.rd.baselines import available_ids, get
 from nctk.rd.baselines.audio import AUDIO_BASELINES, Audio, AudioCodec
 
 LOSSY = [c for c in ("opus", "vorbis", "mp3") if AUDIO_BASELINES[c].available()]
-AVAILABLE = ab.available_ids()
+AVAILABLE = available_ids("audio")
 
 
 def voice(seconds: float, sr: int, seed: int = 0, channels: int = 1) -> np.ndarray:
@@ -58,14 +58,14 @@ def test_registry_and_protocol():
         lo, hi = c.quality_range
         assert list(c.qualities) == sorted(set(c.qualities)) and lo <= c.qualities[0] and c.qualities[-1] <= hi
     assert AUDIO_BASELINES["flac"].lossless and not any(AUDIO_BASELINES[c].lossless for c in ("opus", "mp3"))
-    with pytest.raises(CodecError, match="unknown audio baseline 'aac'; available: "):
-        ab.get("aac")
+    with pytest.raises(CodecError, match="unknown rd codec 'aac'; available: "):
+        get("aac")
 
 
 @pytest.mark.parametrize("codec_id", AVAILABLE)
 @pytest.mark.parametrize("channels", [1, 2])
 def test_round_trip_keeps_channels_and_rate(codec_id, channels):
-    codec = ab.get(codec_id)
+    codec = get(codec_id)
     audio = Audio(voice(1.0, 24000, channels=channels), 24000)
     q = codec.qualities[len(codec.qualities) // 2] * (channels if codec_id == "opus" else 1)
     out = codec.decode(codec.encode(audio, q), audio)
@@ -77,7 +77,7 @@ def test_round_trip_keeps_channels_and_rate(codec_id, channels):
 
 @pytest.mark.parametrize("codec_id", LOSSY)
 def test_rate_rises_along_the_default_sweep(codec_id, clip24):
-    codec = ab.get(codec_id)
+    codec = get(codec_id)
     sizes = [len(codec.encode(clip24, q)) for q in codec.qualities]
     assert all(a < b for a, b in zip(sizes, sizes[1:], strict=False)), sizes
 
@@ -85,13 +85,13 @@ def test_rate_rises_along_the_default_sweep(codec_id, clip24):
 def test_opus_and_mp3_hit_their_nominal_rates(clip24):
     for codec_id, q in (("opus", 24), ("opus", 64), ("mp3", 32), ("mp3", 128)):
         if codec_id in LOSSY:
-            kbps = 8 * len(ab.get(codec_id).encode(clip24, q)) / clip24.duration / 1000
+            kbps = 8 * len(get(codec_id).encode(clip24, q)) / clip24.duration / 1000
             assert q * 0.9 < kbps < q * 1.25 + 2, (codec_id, q, kbps)  # + Ogg pages / one header frame
 
 
 @pytest.mark.skipif("flac" not in AVAILABLE, reason="libsndfile without FLAC")
 def test_flac_is_bit_exact_on_16_bit_input():
-    flac = ab.get("flac")
+    flac = get("flac")
     x = pcm16(voice(1.0, 16000, channels=2))
     x[:5] = [[-1.0, 32767 / 32768]] * 5  # both ends of the 16-bit range
     audio = Audio(x, 16000)
@@ -114,23 +114,23 @@ def test_bad_qualities_are_refused(codec_id, quality, message, clip24):
     if codec_id not in AVAILABLE:
         pytest.skip(f"{codec_id} not available")
     with pytest.raises(CodecError, match=message):
-        ab.get(codec_id).encode(clip24, quality)
+        get(codec_id).encode(clip24, quality)
 
 
 def test_codec_limits_are_refused_with_the_allowed_values():
     if "opus" in AVAILABLE:
         with pytest.raises(CodecError, match="44100 Hz is not one the format carries .8000, 12000, 16000, 24000, "
                                              "48000 Hz."):
-            ab.get("opus").encode(Audio(voice(0.2, 44100), 44100), 24)
+            get("opus").encode(Audio(voice(0.2, 44100), 44100), 24)
         with pytest.raises(CodecError, match=r"6 kbps per channel for 2 channels \(use at least 12\)"):
-            ab.get("opus").encode(Audio(voice(0.2, 24000, channels=2), 24000), 8)
+            get("opus").encode(Audio(voice(0.2, 24000, channels=2), 24000), 8)
     if "mp3" in AVAILABLE:
         with pytest.raises(CodecError, match="at 48000 Hz the MP3 bitrates are 32, 40"):
-            ab.get("mp3").encode(Audio(voice(0.2, 48000), 48000), 16)
+            get("mp3").encode(Audio(voice(0.2, 48000), 48000), 16)
         with pytest.raises(CodecError, match="96000 Hz is not one"):
-            ab.get("mp3").encode(Audio(voice(0.2, 96000), 96000), 128)
+            get("mp3").encode(Audio(voice(0.2, 96000), 96000), 128)
         with pytest.raises(CodecError, match="at most 2 channels, got 3"):
-            ab.get("mp3").encode(Audio(voice(0.2, 24000, channels=3), 24000), 64)
+            get("mp3").encode(Audio(voice(0.2, 24000, channels=3), 24000), 64)
 
 
 @pytest.mark.parametrize("make, message", [
@@ -155,7 +155,7 @@ def test_from_array_takes_mono_and_float64():
 
 @pytest.mark.skipif(not {"opus", "flac"} <= set(AVAILABLE), reason="needs Opus and FLAC")
 def test_decode_refuses_other_streams(clip24):
-    opus, flac = ab.get("opus"), ab.get("flac")
+    opus, flac = get("opus"), get("flac")
     data = opus.encode(clip24, 24)
     with pytest.raises(CodecError, match="flac: cannot decode .* bytes as FLAC/PCM_16: they are OGG/OPUS"):
         flac.decode(data, clip24)
@@ -269,7 +269,7 @@ def test_metric_names_resolve_or_are_refused():
 
 @pytest.mark.skipif("mp3" not in AVAILABLE, reason="libsndfile without MP3")
 def test_measure_audio_aligns_a_delayed_decoder_output(clip24):
-    mp3 = ab.get("mp3")
+    mp3 = get("mp3")
     out = mp3.decode(mp3.encode(clip24, 32), clip24)  # no gapless header at 32 kbps: LAME's delay stays
     m = am.measure_audio(clip24, out, "fast")
     assert list(m) == ["delay_samples", "stoi", "si-snr", "log-mel", "lsd-4k"]

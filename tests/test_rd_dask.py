@@ -5,22 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from test_rd_sweep import without_timings
 
 from nctk.entropy.errors import CodecError
-from nctk.rd.sweep import TIMING_KEYS, sweep
+from nctk.rd.sweep import sweep
 
 pytest.importorskip("distributed")
 
 QUALITIES = {"jpeg-420": [20, 60, 90], "webp": [30, 80]}
-
-
-def without_timings(result: dict) -> dict:
-    def strip(d: dict) -> dict:
-        return {k: v for k, v in d.items() if k not in TIMING_KEYS}
-
-    return {**result, "results": strip(result["results"]),
-            "per_file": {f: strip(d) for f, d in result["per_file"].items()},
-            "meta": {k: v for k, v in result["meta"].items() if k not in ("date", "cached_items")}}
 
 
 @pytest.fixture(scope="module")

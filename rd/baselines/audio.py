@@ -380,19 +380,3 @@ AUDIO_BASELINES: dict[str, AudioCodec] = {
     )
 }
 
-
-def available_ids() -> list[str]:
-    """Ids of the registered audio baselines this environment can run, in registry order."""
-    return [i for i, c in AUDIO_BASELINES.items() if c.available()]
-
-
-def get(codec_id: str) -> AudioCodec:
-    """The registered, available baseline ``codec_id``; otherwise CodecError listing the ids that can run here."""
-    codec = AUDIO_BASELINES.get(codec_id)
-    if codec is None:
-        raise CodecError(f"unknown audio baseline {codec_id!r}; available: {', '.join(available_ids()) or 'none'}")
-    if not codec.available():
-        needs = getattr(codec, "requires", "a library that is not installed")
-        raise CodecError(f"audio baseline {codec_id!r} is not available here (it needs {needs}); "
-                         f"available: {', '.join(available_ids()) or 'none'}")
-    return codec

@@ -205,19 +205,3 @@ IMAGE_BASELINES: dict[str, ImageCodec] = {
     )
 }
 
-
-def available_ids() -> list[str]:
-    """Ids of the registered image baselines this environment can run, in registry order."""
-    return [i for i, c in IMAGE_BASELINES.items() if c.available()]
-
-
-def get(codec_id: str) -> ImageCodec:
-    """The registered, available baseline ``codec_id``; otherwise CodecError listing the ids that can run here."""
-    codec = IMAGE_BASELINES.get(codec_id)
-    if codec is None:
-        raise CodecError(f"unknown image baseline {codec_id!r}; available: {', '.join(available_ids()) or 'none'}")
-    if not codec.available():
-        needs = getattr(codec, "requires", "a library that is not installed")
-        raise CodecError(f"image baseline {codec_id!r} is not available here (it needs {needs}); "
-                         f"available: {', '.join(available_ids()) or 'none'}")
-    return codec

@@ -592,19 +592,3 @@ TENSOR_BASELINES: dict[str, TensorCodec] = {
     )
 }
 
-
-def available_ids() -> list[str]:
-    """Ids of the registered tensor baselines this environment can run, in registry order."""
-    return [i for i, c in TENSOR_BASELINES.items() if c.available()]
-
-
-def get(codec_id: str) -> TensorCodec:
-    """The registered, available baseline ``codec_id``; otherwise CodecError listing the ids that can run here."""
-    codec = TENSOR_BASELINES.get(codec_id)
-    if codec is None:
-        raise CodecError(f"unknown tensor baseline {codec_id!r}; available: {', '.join(available_ids()) or 'none'}")
-    if not codec.available():
-        needs = getattr(codec, "requires", "a library that is not installed")
-        raise CodecError(f"tensor baseline {codec_id!r} is not available here (it needs {needs}); "
-                         f"available: {', '.join(available_ids()) or 'none'}")
-    return codec
