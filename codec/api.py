@@ -34,6 +34,7 @@ BYTES_LIKE = (bytes, bytearray, memoryview, mmap.mmap)
 # tensors) go beyond, which is also all a decompression bomb is, so those take an explicit limit.
 DEFAULT_MAX_OUTPUT = 1 << 30
 MAX_EXPANSION = 1024
+ERROR_BOUNDED = "tensor-bounded"  # the codec an error bound selects when no codec is named
 
 
 def _is_array(obj: Any) -> bool:
@@ -64,7 +65,7 @@ def _check_quality(c: Codec, quality: float | None) -> None:
 
 
 def compress(obj: Any, *, codec: str | None = None, quality: float | None = None,
-             name: str | None = None) -> bytes:
+             name: str | None = None, max_error: float | None = None, rel_error: float | None = None) -> bytes:
     """Compress ``obj`` into the bytes of an ``.nctk`` file.
 
     ``obj`` is one of:
@@ -90,25 +91,35 @@ def compress(obj: Any, *, codec: str | None = None, quality: float | None = None
       sparse, nested, quantized and meta tensors.
 
     ``codec`` forces a codec by id (see :func:`codecs`); ``quality`` is for lossy codecs only.
+    ``max_error`` (absolute) or ``rel_error`` (times each tensor's value range, max - min) bounds the error of
+    every decoded value; a bound without ``codec`` selects the error-bounded codec ``tensor-bounded``, whose
+    ``quality`` q means ``rel_error = 2**-q``. Give at most one of the three.
     Raises :class:`CodecError` for input no codec handles (or too large or too fragmented for the format:
-    the error names the limit), an unknown codec id, or a quality the codec does not take;
+    the error names the limit), an unknown codec id, or a quality or bound the codec does not take;
     :class:`OSError` if a path cannot be read. :func:`compress_to` writes the same bytes to a file.
     """
-    enc = _encode(obj, codec, quality, name)
+    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error))
     return container.dumps(enc.header, enc.sections)
 
 
 def compress_to(obj: Any, fileobj: BinaryIO, *, codec: str | None = None, quality: float | None = None,
-                name: str | None = None) -> int:
+                name: str | None = None, max_error: float | None = None, rel_error: float | None = None) -> int:
     """Like :func:`compress`, but write the ``.nctk`` file to the binary file object ``fileobj`` (straight
     from the coded sections, without joining them into one bytes object) and return the bytes written.
     Nothing is written if encoding fails."""
-    enc = _encode(obj, codec, quality, name)
+    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error))
     return container.write(fileobj, enc.header, enc.sections)
 
 
-def _encode(obj: Any, codec: str | None, quality: float | None, name: str | None) -> Encoded:
+def _bounds(max_error: float | None, rel_error: float | None) -> dict:
+    """The error-bound keywords that were given (codecs that take them list them in ``options``)."""
+    return {k: v for k, v in (("max_error", max_error), ("rel_error", rel_error)) if v is not None}
+
+
+def _encode(obj: Any, codec: str | None, quality: float | None, name: str | None, bounds: dict) -> Encoded:
     chosen = _pick(codec)
+    if chosen is None and bounds:
+        chosen = registry.get(ERROR_BOUNDED)
     if isinstance(obj, (str, os.PathLike)):
         path = os.fspath(obj)
         with open(path, "rb") as fh:
@@ -129,7 +140,13 @@ def _encode(obj: Any, codec: str | None, quality: float | None, name: str | None
         else:
             chosen = registry.for_array(item)
     _check_quality(chosen, quality)
-    return chosen.encode(item, quality=quality)
+    if not bounds:
+        return chosen.encode(item, quality=quality)
+    unknown = [k for k in bounds if k not in getattr(chosen, "options", ())]
+    if unknown:
+        raise CodecError(f"codec {chosen.id!r} takes no {' or '.join(unknown)}; omit it, or use "
+                         f"codec={ERROR_BOUNDED!r}")
+    return chosen.encode(item, quality=quality, **bounds)
 
 
 def _codec_for(header: dict) -> Codec:

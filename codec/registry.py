@@ -53,6 +53,7 @@ MODALITIES = ("tensor", "image", "audio")
 # __init__ that imports nothing heavy) holding a CodecInfo.
 BUILTINS = (
     "nctk.codec.tensor:LOSSLESS",
+    "nctk.codec.tensor:BOUNDED",
 )
 
 
