@@ -87,20 +87,35 @@ def cmd_compress(args: argparse.Namespace) -> int:
         size = len(data)
         import nctk
 
-        with Progress(f"compressing {shown}"):
+        options = {"codec": args.codec, "quality": args.quality, "name": name, "max_error": args.max_error,
+                   "rel_error": args.rel_error, "target": _target(args)}
+        with Progress(f"compressing {shown}" + " (searching the quality for the target)" * bool(options["target"])):
             if out == "-":
-                blob = nctk.compress(data, codec=args.codec, quality=args.quality, name=name)
+                blob = nctk.compress(data, **options)
                 dst.commit(blob)
             else:  # straight from the coded sections into the temporary file: no joined copy
-                dst.commit(lambda f: nctk.compress_to(data, f, codec=args.codec, quality=args.quality, name=name),
-                           source=inp.stat)
+                dst.commit(lambda f: nctk.compress_to(data, f, **options), source=inp.stat)
                 blob = _mapped(out)
     from nctk.entropy.container import read_header
 
-    codec = read_header(blob)[0].get("codec")  # the header and section tables only: no payload is read
+    header = read_header(blob)[0]  # the header and section tables only: no payload is read
+    reached = ""
+    if isinstance(header.get("target"), dict):
+        t = header["target"]
+        got = "exact" if t.get("reached") is None else f"{t['reached']:.4g}"
+        reached = f"; {t['metric']} {got} for {t['asked']:g} asked, quality {t['quality']:.3g}"
     _say(args, f"{shown}: {human(size)} -> {human(len(blob))} ({size / max(len(blob), 1):.3f}x) "
-               f"[{codec}] in {time.perf_counter() - t0:.2f} s -> {out}")
+               f"[{header.get('codec')}{reached}] in {time.perf_counter() - t0:.2f} s -> {out}")
     return 0
+
+
+TARGET_FLAGS = ("bpp", "kbps", "bits_per_value", "psnr")
+
+
+def _target(args: argparse.Namespace) -> tuple[str, float] | None:
+    """The one ``--target-*`` given, as the API's ``target=(name, value)``."""
+    given = [(t, getattr(args, f"target_{t}")) for t in TARGET_FLAGS if getattr(args, f"target_{t}") is not None]
+    return given[0] if given else None
 
 
 def _mapped(path: str) -> memoryview:
@@ -303,6 +318,19 @@ DEFAULT_RD_METRIC = {"image": "psnr-rgb", "audio": "visqol-speech", "tensor": "p
 _RATE_MODALITY = {"bpp": "image", "kbps": "audio", "bits_per_value": "tensor"}
 
 
+def _bound(text: str) -> float:
+    """A positive finite number (error bounds and targets)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -358,7 +386,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("input", help="input file, or - for stdin")
     c.add_argument("-o", "--output", type=_output_name, help="output file (default INPUT.nctk; - for stdout)")
     c.add_argument("--codec", help="codec id (see `nctk codecs`); default: chosen from the input type")
-    c.add_argument("--quality", type=float, help="quality for lossy codecs (see `nctk codecs`)")
+    setting = c.add_mutually_exclusive_group()
+    setting.add_argument("--quality", type=float, help="quality for lossy codecs (see `nctk codecs`)")
+    setting.add_argument("--max-error", type=_bound, metavar="E",
+                         help="lossy tensors: every value within E of the original (selects tensor-bounded)")
+    setting.add_argument("--rel-error", type=_bound, metavar="R",
+                         help="lossy tensors: every value within R x its tensor's value range (max - min)")
+    for t, unit in (("bpp", "bits per pixel"), ("kbps", "kbit/s of audio"), ("bits_per_value", "bits per value"),
+                    ("psnr", "dB of PSNR, at least")):
+        setting.add_argument(f"--target-{t.replace('_', '-')}", dest=f"target_{t}", type=_bound, metavar="X",
+                             help=f"lossy codecs: the quality that gives {unit} X" + " at most" * (t != "psnr")
+                                  + " (searched; recorded in the header)")
     c.add_argument("--max-input-size", type=_size, metavar="SIZE", help=_MAX_INPUT)
     c.add_argument("-f", "--force", action="store_true", help=_FORCE)
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

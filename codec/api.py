@@ -17,7 +17,7 @@ import mmap
 import os
 from typing import Any, BinaryIO
 
-from nctk.codec import registry
+from nctk.codec import rate_control, registry
 from nctk.codec.registry import Codec, Encoded, FileItem
 from nctk.entropy import container
 from nctk.entropy.errors import CodecError, FormatError, LimitError, NctkError, UnsupportedVersionError
@@ -35,6 +35,8 @@ BYTES_LIKE = (bytes, bytearray, memoryview, mmap.mmap)
 DEFAULT_MAX_OUTPUT = 1 << 30
 MAX_EXPANSION = 1024
 ERROR_BOUNDED = "tensor-bounded"  # the codec an error bound selects when no codec is named
+# The lossy codec an error bound or a rate target selects when no codec is named, per modality of the input.
+LOSSY_DEFAULT = {"tensor": ERROR_BOUNDED}
 
 
 def _is_array(obj: Any) -> bool:
@@ -65,7 +67,8 @@ def _check_quality(c: Codec, quality: float | None) -> None:
 
 
 def compress(obj: Any, *, codec: str | None = None, quality: float | None = None,
-             name: str | None = None, max_error: float | None = None, rel_error: float | None = None) -> bytes:
+             name: str | None = None, max_error: float | None = None, rel_error: float | None = None,
+             target: tuple[str, float] | None = None) -> bytes:
     """Compress ``obj`` into the bytes of an ``.nctk`` file.
 
     ``obj`` is one of:
@@ -94,20 +97,25 @@ def compress(obj: Any, *, codec: str | None = None, quality: float | None = None
     ``max_error`` (absolute) or ``rel_error`` (times each tensor's value range, max - min) bounds the error of
     every decoded value; a bound without ``codec`` selects the error-bounded codec ``tensor-bounded``, whose
     ``quality`` q means ``rel_error = 2**-q``. Give at most one of the three.
+    ``target=(name, value)`` lets a lossy codec search its quality for a rate ceiling (``"bpp"``, ``"kbps"``,
+    ``"bits_per_value"``: of the whole file) or a PSNR floor (``"psnr"``, dB), instead of ``quality`` or a bound;
+    the header records what was asked and reached (:mod:`nctk.codec.rate_control`). A target on a tensor without a
+    codec selects ``tensor-bounded``.
     Raises :class:`CodecError` for input no codec handles (or too large or too fragmented for the format:
     the error names the limit), an unknown codec id, or a quality or bound the codec does not take;
     :class:`OSError` if a path cannot be read. :func:`compress_to` writes the same bytes to a file.
     """
-    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error))
+    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error), target)
     return container.dumps(enc.header, enc.sections)
 
 
 def compress_to(obj: Any, fileobj: BinaryIO, *, codec: str | None = None, quality: float | None = None,
-                name: str | None = None, max_error: float | None = None, rel_error: float | None = None) -> int:
+                name: str | None = None, max_error: float | None = None, rel_error: float | None = None,
+                target: tuple[str, float] | None = None) -> int:
     """Like :func:`compress`, but write the ``.nctk`` file to the binary file object ``fileobj`` (straight
     from the coded sections, without joining them into one bytes object) and return the bytes written.
     Nothing is written if encoding fails."""
-    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error))
+    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error), target)
     return container.write(fileobj, enc.header, enc.sections)
 
 
@@ -116,10 +124,13 @@ def _bounds(max_error: float | None, rel_error: float | None) -> dict:
     return {k: v for k, v in (("max_error", max_error), ("rel_error", rel_error)) if v is not None}
 
 
-def _encode(obj: Any, codec: str | None, quality: float | None, name: str | None, bounds: dict) -> Encoded:
+def _encode(obj: Any, codec: str | None, quality: float | None, name: str | None, bounds: dict,
+            target: tuple[str, float] | None = None) -> Encoded:
+    if target is not None:
+        rate_control.check_target(target)
+        if quality is not None or bounds:
+            raise CodecError("give a target or a quality or an error bound, not several")
     chosen = _pick(codec)
-    if chosen is None and bounds:
-        chosen = registry.get(ERROR_BOUNDED)
     if isinstance(obj, (str, os.PathLike)):
         path = os.fspath(obj)
         with open(path, "rb") as fh:
@@ -139,7 +150,13 @@ def _encode(obj: Any, codec: str | None, quality: float | None, name: str | None
             chosen = registry.for_input(item.data[: registry.SNIFF_BYTES], item.name)
         else:
             chosen = registry.for_array(item)
+        if (bounds or target is not None) and chosen.lossless:  # asking for a loss picks the lossy codec
+            if chosen.modality not in LOSSY_DEFAULT:
+                raise CodecError(f"no lossy {chosen.modality} codec takes a target or an error bound yet")
+            chosen = registry.get(LOSSY_DEFAULT[chosen.modality])
     _check_quality(chosen, quality)
+    if target is not None:
+        return rate_control.encode_to_target(chosen, item, target)
     if not bounds:
         return chosen.encode(item, quality=quality)
     unknown = [k for k in bounds if k not in getattr(chosen, "options", ())]

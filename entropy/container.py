@@ -316,6 +316,12 @@ def dumps(header: dict, sections: Sequence[Section]) -> bytes:
     return b"".join(_plan(header, sections))
 
 
+def size(header: dict, sections: Sequence[Section]) -> int:
+    """The length in bytes of the file :func:`dumps` would return, without joining it (rate control measures
+    candidates this way); validates as :func:`dumps` does."""
+    return sum(_nbytes(piece) for piece in _plan(header, sections))
+
+
 def write(fp: BinaryIO, header: dict, sections: Sequence[Section]) -> int:
     """Stream the file :func:`dumps` would return to the open binary file ``fp``; returns bytes written.
 

@@ -700,3 +700,12 @@ def test_many_empty_chunks_cost_little_memory():
         tracemalloc.stop()
     assert len(box.section("s").chunks) == n
     assert held < 2 * len(blob) and peak < 4 * len(blob)
+
+
+def test_size_is_the_length_of_the_file_without_joining_it():
+    from nctk.entropy import container
+    from nctk.entropy.container import Section
+
+    header = {"codec": "x", "codec_version": 1, "n": 3}
+    sections = [Section("a", [b"abc", bytearray(b"de")], [3, 2]), Section("b", [], [])]
+    assert container.size(header, sections) == len(container.dumps(header, sections))

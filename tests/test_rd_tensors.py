@@ -23,7 +23,8 @@ from nctk.rd.baselines.tensors import (
 from nctk.rd.tensor_files import load, probe
 from nctk.rd.tensor_measure import LOSSY_KEYS, measure_tensors
 
-IDS = ["zstd-3", "zstd-19", "zipnn", "pcodec", "blosc2", "tensor-lossless", "zfp-accuracy", "zfp-rate", "sz3"]
+IDS = ["zstd-3", "zstd-19", "zipnn", "pcodec", "blosc2", "tensor-lossless", "tensor-bounded", "zfp-accuracy",
+       "zfp-rate", "sz3"]
 AVAILABLE = available_ids("tensor")
 LOSSLESS = [i for i in AVAILABLE if TENSOR_BASELINES[i].lossless]
 LOSSY = [i for i in AVAILABLE if not TENSOR_BASELINES[i].lossless]

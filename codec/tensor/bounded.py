@@ -211,6 +211,31 @@ class TensorBounded:
 
     # ----------------------------------------------------------------------------------- decoding
 
+    # ------------------------------------------------------------- rate control (nctk.codec.rate_control)
+
+    def rate_units(self, item: Any) -> tuple[str, float]:
+        """``("values", n)``: the float values of ``item``, what ``--target-bits-per-value`` divides the file by."""
+        return "values", float(sum(t.count for t in _value_tensors(item)[1]))
+
+    def psnr(self, item: Any, encoded: Encoded) -> float:
+        """PSNR in dB of ``encoded`` decoded against ``item``, over all its finite float values, with their
+        range (max - min over the whole item) as the peak: nctk rd's "psnr-range". ``inf`` when exact."""
+        original, tensors = _value_tensors(item)
+        decoded = _item_bytes(self.decode(encoded))
+        total, count, lo, hi = 0.0, 0, math.inf, -math.inf
+        for t in tensors:
+            x, y = (Q.to_float64(np.ascontiguousarray(b[t.start : t.end]).view(Q.uint_dtype(t.scheme, t.order))
+                                 .astype(Q.uint_dtype(t.scheme)), t.scheme) for b in (original, decoded))
+            finite = np.isfinite(x)  # NaN and Inf come back exactly; they have no place in an MSE
+            x, y = x[finite], y[finite]
+            if x.size:
+                d = x - y
+                total, count = total + float(np.dot(d, d)), count + x.size
+                lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+        if not count or not hi > lo:
+            raise CodecError("PSNR needs finite values with a range (max > min); this input has none")
+        return math.inf if total == 0 else 10.0 * math.log10((hi - lo) ** 2 * count / total)
+
     def decode(self, encoded: Encoded) -> Any:
         """The :class:`FileItem`, numpy array or torch tensor that :meth:`encode` was given, within its bound."""
         h = encoded.header
@@ -318,13 +343,37 @@ def _dtype_error(name: str) -> str:
 
 # ---------------------------------------------------------------------------------- what to code lossy
 
+def _value_tensors(item: Any) -> tuple[np.ndarray, list[_Tensor]]:
+    """The item's bytes and every float tensor in them, however small: what rate control measures."""
+    if isinstance(item, (bytes, bytearray, memoryview, mmap.mmap)):
+        item = FileItem(item, None)
+    if isinstance(item, FileItem):
+        data = byte_view(item.data)
+        if formats.is_npy(data):
+            tensors = _npy_tensors(data, 1)
+        elif formats.is_safetensors(data):
+            tensors = _safetensors_tensors(data, 1)
+        else:
+            raise CodecError(f"{item.name or 'the input'!r} is neither an .npy nor a .safetensors file")
+        return np.frombuffer(data, dtype=np.uint8), tensors
+    if formats.is_torch_tensor(item):
+        raw, _, order, meta = formats.tensor_bytes(item)
+        scheme = _TORCH_FLOATS.get(str(item.dtype).removeprefix("torch."))
+    else:
+        raw, scheme, order, meta = formats.array_bytes(item)
+    if scheme not in _UNIT:
+        raise CodecError(_dtype_error(str(getattr(item, "dtype", type(item).__name__))))
+    rows, cols = _matrix(meta["shape"])
+    return np.frombuffer(raw, dtype=np.uint8), [_Tensor(0, scheme, order, rows, cols)] if rows * cols else []
+
+
 def _matrix(shape) -> tuple[int, int]:
     """``(rows, cols)``: the last axis is ``cols``, all others are flattened into rows (0-d: 1 x 1)."""
     cols = int(shape[-1]) if len(shape) else 1
     return (math.prod(int(d) for d in shape) // cols if cols else 0), cols
 
 
-def _npy_tensors(data: memoryview) -> list[_Tensor]:
+def _npy_tensors(data: memoryview, min_elements: int = MIN_ELEMENTS) -> list[_Tensor]:
     segs, info = formats.parse_npy(data)
     dt = np.dtype(info["dtype"]) if info["dtype"] != "structured" else None
     if dt is None or dt.kind != "f" or dt.itemsize not in (2, 4, 8):
@@ -334,15 +383,15 @@ def _npy_tensors(data: memoryview) -> list[_Tensor]:
     typed = [s for s in segs if s.scheme]
     if rows * cols and (not typed or typed[0].size != rows * cols * dt.itemsize):
         raise CodecError("truncated .npy file: its data is shorter than its shape says")
-    if rows * cols < MIN_ELEMENTS:
+    if rows * cols < max(min_elements, 1):
         return []
     order = typed[0].order
     return [_Tensor(typed[0].start, typed[0].scheme, order, rows, cols)]
 
 
-def _safetensors_tensors(data: memoryview) -> list[_Tensor]:
+def _safetensors_tensors(data: memoryview, min_elements: int = MIN_ELEMENTS) -> list[_Tensor]:
     """The float tensors of a safetensors file that are coded lossy: well-formed entries (dtype F16, BF16, F32
-    or F64, data size = shape), not overlapping another, of at least MIN_ELEMENTS elements."""
+    or F64, data size = shape), not overlapping another, of at least ``min_elements`` elements."""
     formats.parse_safetensors(data)  # validates the file
     (n,) = struct.unpack_from("<Q", data, 0)
     header = json.loads(bytes(data[8 : 8 + n]).decode("utf-8"))
@@ -361,7 +410,7 @@ def _safetensors_tensors(data: memoryview) -> list[_Tensor]:
             found.append((begin, end, _Tensor(begin, sch, "<", rows, cols)))
     out, pos = [], 0
     for begin, end, t in sorted(found):
-        if begin >= pos and t.count >= MIN_ELEMENTS:  # overlapping or tiny tensors stay exact
+        if begin >= pos and t.count >= max(min_elements, 1):  # overlapping or tiny tensors stay exact
             out.append(t)
             pos = end
     return out

@@ -427,10 +427,12 @@ class Blosc2Codec(BaseTensorCodec):
 
 
 @dataclass(frozen=True)
-class NctkLosslessCodec(BaseTensorCodec):
-    """nctk's own ``tensor-lossless`` codec through :func:`nctk.compress` / :func:`nctk.decompress`.
+class NctkCodec(BaseTensorCodec):
+    """nctk's own tensor codecs (``tensor-lossless``, ``tensor-bounded``) through :func:`nctk.compress` /
+    :func:`nctk.decompress`, so nctk is measured beside its peers in the same run.
 
-    Its id is the registered codec's own, so a sweep's curve carries the name ``nctk codecs`` lists. The bytes are
+    Its id is the registered codec's own, so a sweep's curve carries the name ``nctk codecs`` lists. A lossy codec
+    gets the sweep's quality as its own (``tensor-bounded``: bound 2**-q x the tensor's range). The bytes are
     a whole ``.nctk`` container (header and checksums included) per tensor, as a user would store it; bfloat16
     goes in as a torch bfloat16 tensor so the codec sees the dtype, everything else as its numpy array.
     """
@@ -449,7 +451,7 @@ class NctkLosslessCodec(BaseTensorCodec):
             import torch
 
             obj = torch.from_numpy(t.data.view("<i2")).view(torch.bfloat16)
-        return compress(obj, codec=self.id)
+        return compress(obj, codec=self.id, quality=None if self.lossless else quality)
 
     def _decode(self, data: bytes, like: Tensor) -> Tensor:
         import numpy as np
@@ -578,8 +580,11 @@ TENSOR_BASELINES: dict[str, TensorCodec] = {
                     requires="the pcodec package", modules=("pcodec",), dtypes=ALL_DTYPES, **_LOSSLESS),
         Blosc2Codec("blosc2", "blosc2: byte shuffle + zstd level 5, one thread", requires="the blosc2 package",
                     modules=("blosc2",), dtypes=ALL_DTYPES, **_LOSSLESS),
-        NctkLosslessCodec("tensor-lossless", "nctk tensor-lossless (rANS on split float fields), per tensor",
-                          requires="nctk itself", modules=("nctk.codec.api",), dtypes=ALL_DTYPES, **_LOSSLESS),
+        NctkCodec("tensor-lossless", "nctk tensor-lossless (rANS on split float fields), per tensor",
+                  requires="nctk itself", modules=("nctk.codec.api",), dtypes=ALL_DTYPES, **_LOSSLESS),
+        NctkCodec("tensor-bounded", "nctk tensor-bounded (quantiser + predictor + rANS), quality q = error bound "
+                  "2**-q x the tensor's value range, per tensor", lossless=False, qualities=_BOUNDS,
+                  quality_range=(1, 24), requires="nctk itself", modules=("nctk.codec.api",), dtypes=FLOAT_DTYPES),
         ZfpCodec("zfp-accuracy", "zfp fixed-accuracy, quality q = error bound 2**-q x the tensor's value range",
                  lossless=False, qualities=_BOUNDS, quality_range=(0, 52), requires="the zfpy package",
                  modules=("zfpy",), dtypes=FLOAT_DTYPES, mode="accuracy"),
