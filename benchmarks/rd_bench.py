@@ -42,10 +42,18 @@ def bd(anchor: dict | None, test: dict, metric: str) -> str:
 
     if anchor is None:
         return "n/a"
+    from nctk.rd.bdrate import BDError
+
     try:
         return f"{bd_results(anchor, test, metric).value:+.2f}%"
-    except Exception as e:  # BDError: curves that cannot be compared
-        return f"n/a ({e})"[:60]
+    except BDError as e:  # curves that cannot be compared: say why in a few words (the JSON has the points)
+        text = str(e)
+        for needle, short in (("not monotone", "not monotone"), ("do not overlap", "no overlap"),
+                              ("at least 2 points", "too few points"), ("must be finite", "infinite point")):
+            if needle in text:
+                who = "anchor" if text.startswith("anchor") else "test"
+                return f"n/a ({who} {short})" if short == "not monotone" else f"n/a ({short})"
+        return "n/a"
 
 
 def images(args: argparse.Namespace) -> str | None:

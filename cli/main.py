@@ -215,6 +215,18 @@ def _rd_files(data: list[str], suffixes: tuple[str, ...], kind: str) -> list[str
     return files
 
 
+def _per_file_bd(anchor: dict, test: dict, metric: str) -> dict | None:
+    """Per-file BD-rates when both results come from nctk rd sweeps of the same files, else None."""
+    from nctk.rd.bdrate import BDError, bd_per_file
+
+    if not (isinstance(anchor.get("per_file"), dict) and isinstance(test.get("per_file"), dict)):
+        return None
+    try:
+        return bd_per_file(anchor, test, metric)
+    except BDError:
+        return None
+
+
 def _bd_line(anchor: dict, test: dict, metric: str) -> str:
     from nctk.rd.bdrate import BDError, bd_results
 
@@ -237,18 +249,29 @@ def cmd_rd(args: argparse.Namespace) -> int:
         return 0
     if args.bd_rate:
         anchor, test = (rdjson.load(p) for p in args.bd_rate)
-        from nctk.rd.bdrate import bd_results
+        from nctk.rd.bdrate import BDResult, bd_results
 
         args.metric = args.metric or DEFAULT_RD_METRIC[_RATE_MODALITY[rdjson.rate_key(anchor)]]
 
         rate = bd_results(anchor, test, args.metric)  # BDError (one line) if the curves cannot be compared
         quality = bd_results(anchor, test, args.metric, quality=True)
+        per_file = _per_file_bd(anchor, test, args.metric)
         if args.json:
-            print(json.dumps({"anchor": anchor["name"], "test": test["name"], "metric": args.metric,
-                              "bd_rate_percent": rate.value, "bd_quality": quality.value,
-                              "overlap": list(rate.overlap)}, indent=2), file=stdout)
+            out = {"anchor": anchor["name"], "test": test["name"], "metric": args.metric,
+                   "bd_rate_percent": rate.value, "bd_quality": quality.value, "overlap": list(rate.overlap)}
+            if per_file is not None:
+                out["per_file_bd_rate_percent"] = {f: r.value if isinstance(r, BDResult) else None
+                                                   for f, r in per_file["files"].items()}
+                out["per_file_mean_bd_rate_percent"] = per_file["mean"]
+            print(json.dumps(out, indent=2), file=stdout)
         else:
             _show(f"{test['name']} vs {anchor['name']} ({args.metric}): {rate}; {quality}", stdout)
+            if per_file is not None:
+                mean = "n/a" if per_file["mean"] is None else f"{per_file['mean']:+.2f}%"
+                _show(f"per file (BD-rate): mean {mean} over {per_file['compared']} of {len(per_file['files'])} "
+                      "files", stdout)
+                for f, r in per_file["files"].items():
+                    _show(f"  {f}: " + (f"{r.value:+.2f}%" if isinstance(r, BDResult) else f"n/a ({r})"), stdout)
         return 0
     if not args.codec or not args.data:
         raise CliError("nctk rd needs --codec and --data (or --bd-rate ANCHOR.json TEST.json)")

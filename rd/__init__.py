@@ -22,6 +22,7 @@ from nctk.entropy.lazy import exporter
 
 _EXPORTS = {
     "sweep": "sweep", "run_item": "sweep", "bd_rate": "bdrate", "bd_quality": "bdrate", "bd_results": "bdrate",
+    "bd_per_file": "bdrate",
     "BDResult": "bdrate", "BDError": "bdrate", "load": "results", "save": "results", "plot": "plot",
 }
 

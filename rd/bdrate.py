@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from nctk.entropy.errors import NctkError
 
@@ -101,6 +101,36 @@ def bd_results(anchor: dict, test: dict, metric: str = "psnr-rgb", *, quality: b
     if quality:
         return dataclasses.replace(out, value=-out.value, lower_is_better=True)
     return dataclasses.replace(out, overlap=(-out.overlap[1], -out.overlap[0]), lower_is_better=True)
+
+
+def bd_per_file(anchor: dict, test: dict, metric: str = "psnr-rgb", *, quality: bool = False) -> dict[str, Any]:
+    """BD-rate (or BD-quality) file by file, for two results of nctk's harness that measured the same files
+    (their ``"per_file"`` entries): ``{"files": {name: BDResult or the BDError's message}, "mean": float | None,
+    "compared": n}``. The mean is over the files that could be compared; per-file figures show whether a
+    curve-level gain holds on every image or comes from a few. BDError if the results share no files."""
+    from nctk.rd import results
+
+    rates = []
+    for role, res in (("anchor", anchor), ("test", test)):
+        source = f"{role} {res.get('name', '')!r}" if isinstance(res, dict) else role
+        results.validate(res, source)
+        if not isinstance(res.get("per_file"), dict) or not res["per_file"]:
+            raise BDError(f"{source}: no per-file results (only nctk rd's own results files have them)")
+        rates.append(results.rate_key(res, source))
+    if rates[0] != rates[1]:
+        raise BDError(f"the anchor's rate is {rates[0]!r} but the test's is {rates[1]!r}: not comparable")
+    common = [f for f in anchor["per_file"] if f in test["per_file"]]
+    if not common:
+        raise BDError("the anchor and the test share no files: per-file BD needs sweeps of the same files")
+    out: dict[str, Any] = {}
+    for f in common:
+        curves = [{"name": res["name"], "results": res["per_file"][f]} for res in (anchor, test)]
+        try:
+            out[f] = bd_results(*curves, metric, quality=quality, rate_key=rates[0])
+        except (BDError, results.ResultsError) as e:
+            out[f] = str(e)
+    done = [r.value for r in out.values() if isinstance(r, BDResult)]
+    return {"files": out, "mean": math.fsum(done) / len(done) if done else None, "compared": len(done)}
 
 
 # ------------------------------------------------------------------------------------------------ internals

@@ -211,3 +211,53 @@ def test_published_curves_against_jpeg(jpeg, name, approx_rate, pinned_rate, pin
 def test_published_ms_ssim_curves_compare_too(jpeg):
     vtm = results.load(KODAK / "vtm.json")
     assert bd_results(jpeg, vtm, "ms-ssim-rgb").value == pytest.approx(-68.946893564523, abs=1e-9)
+
+
+def _swept(name: str, scale: dict[str, float]) -> dict:
+    """A harness-style result over files a.png and b.png: each file's rates scaled by ``scale[file]``."""
+    psnr = [30.0, 33.0, 36.0, 39.0]
+    base = [0.25, 0.5, 1.0, 2.0]
+    per_file = {f: {"bpp": [r * k for r in base], "psnr-rgb": psnr} for f, k in scale.items()}
+    mean = [sum(pf["bpp"][i] for pf in per_file.values()) / len(per_file) for i in range(4)]
+    return {"name": name, "results": {"bpp": mean, "psnr-rgb": psnr}, "per_file": per_file}
+
+
+def test_per_file_bd_rates_show_where_a_gain_comes_from():
+    from nctk.rd.bdrate import bd_per_file
+
+    anchor = _swept("anchor", {"a.png": 1.0, "b.png": 1.0, "c.png": 1.0})
+    test = _swept("test", {"a.png": 0.5, "b.png": 1.0, "d.png": 1.0})
+    out = bd_per_file(anchor, test, "psnr-rgb")
+    assert list(out["files"]) == ["a.png", "b.png"] and out["compared"] == 2  # only files both measured
+    assert out["files"]["a.png"].value == pytest.approx(-50.0) and out["files"]["b.png"].value == pytest.approx(0.0)
+    assert out["mean"] == pytest.approx(-25.0)
+    test["per_file"]["b.png"]["psnr-rgb"] = [40.0, 41.0, 42.0, 43.0]  # no overlap on b.png: said, not fatal
+    out = bd_per_file(anchor, test, "psnr-rgb")
+    assert isinstance(out["files"]["b.png"], str) and "do not overlap" in out["files"]["b.png"]
+    assert out["compared"] == 1 and out["mean"] == pytest.approx(-50.0)
+
+
+def test_per_file_bd_needs_per_file_results_of_the_same_files():
+    from nctk.rd.bdrate import bd_per_file
+
+    published = {"name": "jpeg", "results": {"bpp": [0.25, 0.5, 1.0, 2.0], "psnr-rgb": [30.0, 33.0, 36.0, 39.0]}}
+    with pytest.raises(BDError, match="no per-file results"):
+        bd_per_file(published, _swept("t", {"a.png": 1.0}))
+    with pytest.raises(BDError, match="share no files"):
+        bd_per_file(_swept("a", {"a.png": 1.0}), _swept("t", {"z.png": 1.0}))
+
+
+def test_the_cli_prints_per_file_bd_rates(tmp_path, capsys):
+    import json
+
+    from nctk.cli.main import main
+    from nctk.rd.results import save
+
+    save(_swept("anchor", {"a.png": 1.0, "b.png": 1.0}), tmp_path / "a.json")
+    save(_swept("test", {"a.png": 0.5, "b.png": 0.8}), tmp_path / "b.json")
+    assert main(["rd", "--bd-rate", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "per file (BD-rate): mean -35.00% over 2 of 2 files" in out and "  a.png: -50.00%" in out
+    assert main(["rd", "--bd-rate", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["per_file_bd_rate_percent"]["b.png"] == pytest.approx(-20.0)
