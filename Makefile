@@ -17,9 +17,11 @@ $(STAMP): requirements.txt pyproject.toml
 # rANS kernels compiled ahead of time (short calls never start Numba) and Numba's cache warmed for the rest,
 # so the first call after installing is as fast as any later one. Rebuilt when the kernels' sources change.
 KERNELS := $(VENV)/.kernels
-KERNEL_SOURCES := $(addprefix entropy/,rans_aot.py rans_numba.py rans_host.py rans_ref.py jit.py)
+KERNEL_SOURCES := $(addprefix entropy/,rans_aot.py rans_numba.py rans_host.py rans_ref.py jit.py) \
+	codec/image/context_numba.py
 $(KERNELS): $(STAMP) $(KERNEL_SOURCES)
 	$(BIN)/python -m nctk.entropy.rans_aot
+	$(BIN)/python -m nctk.codec.image.context_numba
 	touch $(KERNELS)
 
 kernels: $(KERNELS)

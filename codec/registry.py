@@ -54,6 +54,7 @@ MODALITIES = ("tensor", "image", "audio")
 BUILTINS = (
     "nctk.codec.tensor:LOSSLESS",
     "nctk.codec.tensor:BOUNDED",
+    "nctk.codec.image:WAVELET",
 )
 
 

@@ -31,3 +31,16 @@ save_file({k: v.to(torch.bfloat16) for k, v in state.items()}, str(out / "tiny_m
 emb = torch.nn.functional.normalize(torch.tanh(torch.randn(2000, 256)) @ net[2].weight.detach()[:, :64], dim=1)
 np.save(out / "embeddings_fp16.npy", emb.numpy().astype(np.float16))
 print("wrote", sorted(p.name for p in out.iterdir()))
+
+# A photograph for the lossy image demo: the centre 384x256 of Kodak's kodim23 (the Kodak suite is free to
+# redistribute; it is nctk's image test set, used here only to show the codec, never for training).
+kodak = Path(__file__).resolve().parents[3] / "shared" / "data" / "images" / "kodak" / "kodim23.png"
+if kodak.is_file():
+    from PIL import Image
+
+    with Image.open(kodak) as im:
+        w, h = im.size
+        photo = Path(__file__).parent / "photo"
+        photo.mkdir(exist_ok=True)
+        im.convert("RGB").crop((w // 2 - 192, h // 2 - 128, w // 2 + 192, h // 2 + 128)).save(
+            photo / "kodim23_crop.png", optimize=True)
