@@ -178,6 +178,71 @@ class Jpeg2000Codec(PillowCodec):
         return {**self.options, "quality_mode": "dB", "quality_layers": [quality], "num_resolutions": levels}
 
 
+@dataclass(frozen=True)
+class NctkImageCodec:
+    """nctk's own learned image codec through :func:`nctk.compress` / :func:`nctk.decompress`, measured beside
+    the classical ones in the same run; the bytes are the whole ``.nctk`` file, header and checksums included."""
+
+    id: str
+    description: str
+    qualities: tuple[int, ...]
+    quality_range: tuple[int, int]
+    requires: str = "nctk itself"
+    modality: ClassVar[str] = "image"
+    lossless: ClassVar[bool] = False
+
+    def available(self) -> bool:
+        """Whether the codec and its shipped model can be loaded here."""
+        try:
+            from nctk.codec import registry
+
+            registry.get(self.id)
+            return True
+        except Exception:  # a missing artifact or a broken install: not runnable here
+            return False
+
+    def version(self) -> str:
+        """nctk's version, the codec's format version and the digest of the model artifact it encodes with."""
+        from nctk.codec import registry
+
+        codec = registry.get(self.id)
+        model = codec.model() if hasattr(codec, "model") else None  # the digest pins the weights and tables
+        pinned = f", model {getattr(model, 'digest', '?')[:16]}" if model is not None else ""
+        return f"nctk {_nctk_version()} ({self.id} v{codec.version}{pinned})"
+
+    def encode(self, img: np.ndarray, quality: int) -> bytes:
+        """The ``.nctk`` file of ``img`` at ``quality`` (the codec's own scale)."""
+        from nctk.codec.api import compress
+
+        check_rgb8(img)
+        lo, hi = self.quality_range
+        if isinstance(quality, bool) or not isinstance(quality, int) or not lo <= quality <= hi:
+            raise CodecError(f"{self.id}: quality must be an integer in [{lo}, {hi}], got {quality!r}")
+        return compress(img, codec=self.id, quality=quality)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """The decoded (H, W, 3) uint8 image."""
+        from nctk.codec.api import decompress
+        from nctk.entropy.errors import NctkError
+
+        try:
+            out = decompress(data)
+        except NctkError as e:  # not an .nctk file, damaged, or another codec's
+            raise CodecError(f"{self.id}: cannot decode {len(data)} bytes: {e}") from e
+        if not (hasattr(out, "dtype") and out.dtype == "uint8" and out.ndim == 3):
+            raise CodecError(f"{self.id}: cannot decode {len(data)} bytes as an RGB image (got {type(out).__name__})")
+        return out
+
+
+def _nctk_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nctk")
+    except PackageNotFoundError:
+        return "?"
+
+
 _LIBRARY_NAMES = {"jpg": "libjpeg", "webp": "libwebp", "jpg_2000": "OpenJPEG", "avif": "libavif"}
 
 _STEP5 = tuple(range(5, 100, 5))  # 5, 10, ..., 95: the 19 points of CompressAI's published JPEG and WebP curves
@@ -202,6 +267,8 @@ IMAGE_BASELINES: dict[str, ImageCodec] = {
         PillowCodec("jpegxl", "JPEG XL (libjxl), effort 7, one thread", "JXL", _STEP10, (0, 100),
                     "the pillow_jxl plugin (pillow-jpegxl-plugin)", {"effort": 7, "num_threads": 1},
                     plugins=("pillow_jxl",)),
+        NctkImageCodec("image-wavelet", "nctk image-wavelet (integer wavelet + learned integer context model)",
+                       (1, 2, 3, 4, 5, 6, 7, 8), (1, 8)),
     )
 }
 
