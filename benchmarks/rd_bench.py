@@ -69,20 +69,27 @@ def images(args: argparse.Namespace) -> str | None:
     OUT.mkdir(parents=True, exist_ok=True)
     for cid, res in curves.items():
         results.save(res, OUT / f"{cid}.json")
+    # Codecs not swept this time keep the curves of their last run (same files; the JSON says when and with
+    # which library versions), so one new codec does not mean re-measuring every other.
+    earlier = {p.stem: results.load(p) for p in sorted(OUT.glob("*.json")) if p.stem not in curves}
+    curves.update({cid: res for cid, res in earlier.items() if res.get("meta", {}).get("files") == len(files)})
+    order = list(available_ids()) + sorted(curves)  # registry order in the tables and legends
+    curves = {cid: curves[cid] for cid in sorted(curves, key=order.index)}
     anchors = [results.load(PUBLISHED / a) for a in ANCHORS if (PUBLISHED / a).is_file()]
     for metric in ("psnr-rgb", "ms-ssim-rgb"):
         plot(list(curves.values()), metric, ROOT / "benchmarks" / f"RD_kodak_{metric}.png", anchors=anchors)
 
     ours = curves.get("jpeg-420")
     pub_jpeg = next((a for a in anchors if a["name"].lower() == "jpeg"), None)
-    rows = ["| codec | points | mean bpp range | BD-rate PSNR vs jpeg-420 (this run) | BD-rate PSNR vs published "
-            "JPEG | BD-rate MS-SSIM vs jpeg-420 | encode s/image | decode s/image |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| codec | measured | points | mean bpp range | BD-rate PSNR vs jpeg-420 (same harness) | BD-rate PSNR vs "
+            "published JPEG | BD-rate MS-SSIM vs jpeg-420 | encode s/image | decode s/image |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for cid, res in curves.items():
         r = res["results"]
         enc = sum(r["encoding_time"]) / len(r["encoding_time"])
         dec = sum(r["decoding_time"]) / len(r["decoding_time"])
-        rows.append(f"| {cid} | {len(r['bpp'])} | {min(r['bpp']):.3f}-{max(r['bpp']):.3f} | "
+        rows.append(f"| {cid} | {res.get('meta', {}).get('date', '?')[:10]} | {len(r['bpp'])} | "
+                    f"{min(r['bpp']):.3f}-{max(r['bpp']):.3f} | "
                     f"{bd(ours, res, 'psnr-rgb') if ours and cid != 'jpeg-420' else '(anchor)'} | "
                     f"{bd(pub_jpeg, res, 'psnr-rgb') if pub_jpeg else 'n/a'} | "
                     f"{bd(ours, res, 'ms-ssim-rgb') if ours and cid != 'jpeg-420' else '(anchor)'} | "

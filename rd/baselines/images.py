@@ -111,7 +111,7 @@ class PillowCodec:
             raise CodecError(f"image baseline {self.id!r} is not available here: it needs {self.requires}")
         parts = [f"Pillow {PIL.__version__}"]
         if provider != "pillow":
-            parts.append(f"{provider} {getattr(_import(provider), '__version__', '?')}")
+            parts.append(f"{provider} {_plugin_version(provider)}")
         elif self.feature == "jpg" and _pillow_has("libjpeg_turbo"):
             parts.append(f"libjpeg-turbo {features.version('libjpeg_turbo')}")
         else:
@@ -241,6 +241,21 @@ def _nctk_version() -> str:
         return version("nctk")
     except PackageNotFoundError:
         return "?"
+
+
+def _plugin_version(module: str) -> str:
+    """A Pillow plugin's version: its ``__version__``, else its distribution's (pillow_jxl has no attribute)."""
+    found = getattr(_import(module), "__version__", None)
+    if found:
+        return str(found)
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    for dist in packages_distributions().get(module, []):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return "?"
 
 
 _LIBRARY_NAMES = {"jpg": "libjpeg", "webp": "libwebp", "jpg_2000": "OpenJPEG", "avif": "libavif"}
