@@ -208,7 +208,11 @@ class InputFile:
         while len(buf) < PREFIX_BYTES and self._more(buf, PREFIX_BYTES - len(buf)):
             pass
         if check_prefix is not None:
-            check_prefix(bytes(buf))
+            # Signals wait until the check is done: it may import numpy and codec modules, and an import cut
+            # in half (or threads that numpy starts with the signals unblocked) can leave the process unable to
+            # exit; threads started here inherit the blocked mask, so signals keep reaching the main thread.
+            with _signals_deferred():
+                check_prefix(bytes(buf))
         while len(buf) <= limit and self._more(buf, min(1 << 20, limit + 1 - len(buf))):
             pass
         if len(buf) > limit:
