@@ -210,6 +210,11 @@ def test_names_are_escaped_in_status_errors_and_info(tmp_path: Path):
 # ------------------------------------------------------------------------------------------ 3: signals
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_signal_during_work_removes_the_temporary_file(sig: int, tmp_path: Path):
     """The input is a FIFO the test feeds: after 1 MiB has gone in, nctk is in the middle of reading it,
@@ -217,7 +222,10 @@ def test_signal_during_work_removes_the_temporary_file(sig: int, tmp_path: Path)
     fifo = tmp_path / "in.npy"
     os.mkfifo(fifo)
     out = tmp_path / "out.nctk"
-    p = subprocess.Popen([*CLI, "compress", str(fifo), "-o", str(out)], stderr=subprocess.PIPE)
+    # Default dispositions in the child: a test run under nohup or as a background job inherits SIGHUP/SIGINT
+    # ignored, and nctk rightly leaves ignored signals alone.
+    p = subprocess.Popen([*CLI, "compress", str(fifo), "-o", str(out)], stderr=subprocess.PIPE,
+                         preexec_fn=_default_signals)
     try:
         buf = io.BytesIO()
         np.save(buf, np.zeros(1 << 20, np.float32))
