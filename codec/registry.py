@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTINS", "KINDS", "SNIFF_BYTES", "Codec", "CodecInfo", "Encoded", "FileItem", "all_codecs", "base_header",
-    "catalogue", "check_coder", "check_kind", "for_array", "for_input", "get", "register",
+    "catalogue", "check_codec", "check_coder", "check_kind", "for_array", "for_input", "get", "register",
 ]
 
 SNIFF_BYTES = 512  # how many leading bytes of an input :func:`for_input` looks at
@@ -296,6 +296,16 @@ def check_coder(header: dict) -> tuple[int, int]:
     if not _is_int(chunk) or not 1 <= chunk <= MAX_CHUNK_SIZE:
         raise FormatError(f"coder chunk_size {chunk!r} outside 1..{MAX_CHUNK_SIZE}")
     return lanes, chunk
+
+
+def check_codec(header: dict, codec: Codec) -> None:
+    """FormatError unless ``header`` was written by ``codec``; UnsupportedVersionError for another version of it."""
+    if header.get("codec") != codec.id:
+        raise FormatError(f"not a {codec.id} file (codec {header.get('codec')!r})")
+    version = header.get("codec_version")
+    if version != codec.version:
+        raise UnsupportedVersionError(
+            f"{codec.id} version {version!r} is not supported (this build reads version {codec.version})")
 
 
 def check_kind(header: dict, allowed: Sequence[str]) -> str:

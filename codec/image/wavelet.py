@@ -37,10 +37,10 @@ from nctk.codec.image.quantiser import (
 )
 from nctk.codec.image.subbands import GROUPS, anchor_mask, coded_channels, detail_inputs, low_inputs
 from nctk.codec.image.transform import LEVELS, MULTIPLE, analysis, colour_forward, colour_inverse, pad, synthesis_level
-from nctk.codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check_coder, check_kind
+from nctk.codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check_codec, check_coder, check_kind
 from nctk.entropy.coder import DEFAULT_CHUNK, chunk_counts, decode_chunks, encode_chunks
 from nctk.entropy.container import Section
-from nctk.entropy.errors import CodecError, FormatError, LimitError, NctkError, UnsupportedVersionError
+from nctk.entropy.errors import CodecError, FormatError, LimitError, NctkError
 
 __all__ = ["MODEL_ID", "ImageWavelet"]
 
@@ -178,11 +178,7 @@ class ImageWavelet:
     def decode_pixels(self, encoded: Encoded) -> np.ndarray:
         """uint8 ``(H, W, C)``: the decoded pixels (C = 1 or 3)."""
         h = encoded.header
-        if h.get("codec") != self.id:
-            raise FormatError(f"not a {self.id} file (codec {h.get('codec')!r})")
-        if h.get("codec_version") != self.version:
-            raise UnsupportedVersionError(f"{self.id} version {h.get('codec_version')!r} is not supported "
-                                          f"(this build reads version {self.version})")
+        check_codec(h, self)
         lanes, chunk_size = check_coder(h)
         kind = check_kind(h, ("file", "array"))
         width, height, c, d = (h.get(k) for k in ("width", "height", "channels", "step"))

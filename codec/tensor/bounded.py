@@ -37,14 +37,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nctk.codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check_coder, check_kind
+from nctk.codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check_codec, check_coder, check_kind
 from nctk.codec.tensor import BOUNDED, LOSSLESS, formats
 from nctk.codec.tensor import predictors as P
 from nctk.codec.tensor import quantizer as Q
 from nctk.codec.tensor.lossless import CODER_BATCH_CHUNKS, TensorLossless, _rebatch, _table_ids
 from nctk.entropy.coder import DEFAULT_CHUNK, DEFAULT_LANES, chunk_counts, decode_chunks, encode_chunks
 from nctk.entropy.container import Section, byte_view
-from nctk.entropy.errors import CodecError, FormatError, LimitError, NctkError, UnsupportedVersionError
+from nctk.entropy.errors import CodecError, FormatError, LimitError, NctkError
 from nctk.entropy.tables import PRECISION_MAX, PRECISION_MIN, Tables, from_counts
 
 SKELETON_PREFIX = "x."
@@ -239,11 +239,7 @@ class TensorBounded:
     def decode(self, encoded: Encoded) -> Any:
         """The :class:`FileItem`, numpy array or torch tensor that :meth:`encode` was given, within its bound."""
         h = encoded.header
-        if h.get("codec") != self.id:
-            raise FormatError(f"not a {self.id} file (codec {h.get('codec')!r})")
-        if h.get("codec_version") != self.version:
-            raise UnsupportedVersionError(f"{self.id} version {h.get('codec_version')!r} is not supported "
-                                          f"(this build reads version {self.version})")
+        check_codec(h, self)
         lanes, chunk_size = check_coder(h)
         kind = check_kind(h, ("file", "array", "tensor"))
         size = h.get("original_size")

@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from nctk.codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check_coder, check_kind
+from nctk.codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check_codec, check_coder, check_kind
 from nctk.codec.tensor import LOSSLESS, formats
 from nctk.codec.tensor import fields as F
 from nctk.codec.tensor.formats import Segment
@@ -60,7 +60,6 @@ from nctk.entropy.errors import (
     FormatError,
     LimitError,
     NctkError,
-    UnsupportedVersionError,
 )
 from nctk.entropy.tables import PRECISION_MAX, PRECISION_MIN, Tables, from_counts
 
@@ -194,12 +193,7 @@ class TensorLossless:
         """The :class:`FileItem`, numpy array or torch tensor that :meth:`encode` was given. Files come back
         as a ``bytearray`` (the decoder's own buffer: no copy)."""
         h = encoded.header
-        if h.get("codec") != self.id:
-            raise FormatError(f"not a {self.id} file (codec {h.get('codec')!r})")
-        version = h.get("codec_version")
-        if version != self.version:
-            raise UnsupportedVersionError(
-                f"{self.id} version {version!r} is not supported (this build reads version {self.version})")
+        check_codec(h, self)
         lanes, chunk_size = check_coder(h)
         kind = check_kind(h, ("file", "array", "tensor"))
         size = h.get("original_size")
