@@ -298,14 +298,18 @@ def check_coder(header: dict) -> tuple[int, int]:
     return lanes, chunk
 
 
-def check_codec(header: dict, codec: Codec) -> None:
-    """FormatError unless ``header`` was written by ``codec``; UnsupportedVersionError for another version of it."""
+def check_codec(header: dict, codec: Codec, versions: Sequence[int] | None = None) -> int:
+    """The header's codec version, one of ``versions`` (default: ``codec.version`` only); FormatError unless
+    ``header`` was written by ``codec``, UnsupportedVersionError for another version of it."""
     if header.get("codec") != codec.id:
         raise FormatError(f"not a {codec.id} file (codec {header.get('codec')!r})")
+    versions = tuple(versions) if versions is not None else (codec.version,)
     version = header.get("codec_version")
-    if version != codec.version:
+    if not _is_int(version) or version not in versions:
         raise UnsupportedVersionError(
-            f"{codec.id} version {version!r} is not supported (this build reads version {codec.version})")
+            f"{codec.id} version {version!r} is not supported (this build reads version "
+            f"{', '.join(str(v) for v in versions)})")
+    return version
 
 
 def check_kind(header: dict, allowed: Sequence[str]) -> str:

@@ -84,23 +84,38 @@ def quantize_pmf(pmf: np.ndarray, precision: int) -> np.ndarray:
     p = p / total if total > 0 else np.full(n, 1.0 / n)
     f = np.maximum(1, np.rint(p * m)).astype(np.int64)
     diff = m - int(f.sum())
-    idx = np.arange(n)
     while diff != 0:
         if diff > 0:
+            if diff >= n:  # every entry gains diff // n units: those rounds need no order
+                f += diff // n
+                diff %= n
+                continue
             gain = p * np.log2((f + 1) / f)  # bits saved by one more unit
-            order = np.lexsort((idx, -gain))
-            take = order[: min(diff, n)]
-            f[take] += 1
-            diff -= len(take)
+            f[_first_k(-gain, diff)] += 1
+            diff = 0
         else:
             movable = f > 1
+            k = int(movable.sum())
+            if -diff >= k:  # rounds in which every movable entry loses a unit (and stays movable but the last)
+                r = min(-diff // k, int(f[movable].min()) - 1)
+                f[movable] -= r
+                diff += r * k
+                continue
             loss = np.where(movable, p * np.log2(f / np.maximum(f - 1, 1)), np.inf)
-            order = np.lexsort((idx, loss))
-            k = min(-diff, int(movable.sum()))
-            take = order[:k]
-            f[take] -= 1
-            diff += k
+            f[_first_k(loss, -diff)] -= 1
+            diff = 0
     return f.astype(np.uint32)
+
+
+def _first_k(key: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` smallest keys, ties to the lowest index: the first ``k`` of a stable sort of
+    ``key``, found in linear time (a partition for the k-th key, then the lowest indices among its ties)."""
+    if k >= len(key):
+        return np.arange(len(key))
+    kth = np.partition(key, k - 1)[k - 1]
+    below = np.flatnonzero(key < kth)
+    ties = np.flatnonzero(key == kth)[: k - len(below)]
+    return np.concatenate((below, ties))
 
 
 def from_counts(counts: np.ndarray, offset: int = 0, precision: int = 16,

@@ -392,6 +392,20 @@ def test_same_bytes_across_thread_counts():
     assert len(out) == 1
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("quality", [14, 20, 24])
+def test_tight_bounds_store_low_bits_raw_and_stay_below_exact_size(dtype, quality):
+    """Bounds near the dtype's precision spread residuals over millions of values: their low bits go raw
+    (version 2) instead of escapes, so the file stays near the noise's own entropy, never above raw size."""
+    x = np.random.default_rng(quality).normal(0, 0.05, (300, 400)).astype(dtype)
+    blob = nctk.compress(x, codec="tensor-bounded", quality=quality)
+    assert_within(x, nctk.decompress(blob), 2.0**-quality * float(np.ptp(x.astype(np.float64))))
+    assert len(blob) < 0.9 * x.nbytes or len(blob) < len(nctk.compress(x)) * 1.02
+    recs = records(blob)
+    if recs and np.dtype(dtype).itemsize >= 4:
+        assert recs[0]["shift"] > 0 and container.loads(blob).header["codec_version"] == 2
+
+
 # ------------------------------------------------------------------------------------------- golden
 
 
@@ -408,11 +422,18 @@ GOLDEN_CASES = {
                                                             max_error=1e-3),
     "bounded_bf16_quality8.nctk": lambda: nctk.compress(torch.from_numpy(golden_array()).to(torch.bfloat16),
                                                         codec="tensor-bounded", quality=8),
+    # a bound near float32 precision: residual low bits stored raw (version 2, record "shift")
+    "bounded_float32_tight.nctk": lambda: nctk.compress(golden_array(), max_error=2e-7),
+}
+# files written by earlier encoders: they must keep decoding to exactly this (never regenerated)
+LEGACY_DECODED = {
+    "bounded_mixed_v1.safetensors.nctk": "1d38d39397e88b7e4686dbd992601bc1fe6f052b9b4e8ebb0a72197506f43b7b",
 }
 # sha256 of what each golden file decodes to: the decoder's reconstruction is pinned too
 GOLDEN_DECODED = {
     "bounded_float32_64x96.nctk": "c5dc619049eddc3f600c932d3beb4392957bce85c055fb63613485171b27af3b",
     "bounded_mixed.safetensors.nctk": "1d38d39397e88b7e4686dbd992601bc1fe6f052b9b4e8ebb0a72197506f43b7b",
+    "bounded_float32_tight.nctk": "b6c690d5a8318392ffe936d9e92366a6ff2ebfcef623ca96e95040aa3fb960ab",
     "bounded_bf16_quality8.nctk": "c9ab81e6d452f71090f447d5c6190b6099b5137c4d041b2d6ed2849f701b2103",
 }
 
@@ -430,11 +451,20 @@ def test_golden_bitstreams(name):
     assert GOLDEN_CASES[name]() == golden, "encoder output changed: see module docstring"
 
 
-def test_golden_files_cover_every_predictor_and_dtype():
+@pytest.mark.parametrize("name", sorted(LEGACY_DECODED))
+def test_files_of_earlier_versions_keep_decoding(name):
+    assert decoded_digest((GOLDEN / name).read_bytes()) == LEGACY_DECODED[name]
+
+
+def test_golden_files_cover_every_predictor_dtype_and_version():
     recs = [r for name in GOLDEN_CASES for r in records((GOLDEN / name).read_bytes())]
     assert {r["pred"] for r in recs} == set(P.PREDICTORS)
     assert {r["scheme"] for r in recs} == set(Q.SCHEMES)
     assert any(r["pred"] == "interp" and r["weights"] for r in recs)
+    assert any(r.get("shift", 0) > 0 for r in recs)
+    versions = {container.loads((GOLDEN / n).read_bytes()).header["codec_version"]
+                for n in [*GOLDEN_CASES, *LEGACY_DECODED]}
+    assert versions == {1, 2}
 
 
 def test_golden_float32_values():
@@ -525,6 +555,22 @@ HOSTILE = {
                                        if s.name == "indices" else s for s in secs],
     "tables swapped": lambda secs: [container.Section(s.name, s.chunks, [s.counts[0] + 1])
                                     if s.name == "tables" else s for s in secs],
+    # version 2: raw low bits of the residuals (record 0 has shift 1, record 1 none, record 2 shift 3)
+    "shift negative": with_records(_set(0, "shift", -1)),
+    "shift too wide": with_records(_set(0, "shift", 31)),
+    "shift bool": with_records(_set(0, "shift", True)),
+    "shift string": with_records(_set(0, "shift", "1")),
+    "shift dropped": with_records(lambda r: r[0].pop("shift")),
+    "shift added": with_records(_set(1, "shift", 2)),
+    "shift changed": with_records(_set(2, "shift", 5)),
+    "low missing": lambda secs: [s for s in secs if s.name != "low"],
+    "low chunk dropped": lambda secs: [container.Section(s.name, s.chunks[1:], s.counts[1:])
+                                       if s.name == "low" else s for s in secs],
+    "low chunk short": lambda secs: [container.Section(s.name, [s.chunks[0][:-1], *s.chunks[1:]], s.counts)
+                                     if s.name == "low" else s for s in secs],
+    "low count changed": lambda secs: [container.Section(s.name, s.chunks, [s.counts[0] + 1, *s.counts[1:]])
+                                       if s.name == "low" else s for s in secs],
+    "no shift but low": with_records(lambda r: [rec.update(shift=0) for rec in r]),
 }
 
 
@@ -542,7 +588,9 @@ def test_hostile_records_and_sections_raise_format_errors(case):
     lambda h: h.update(original_size=h["original_size"] + 1),
     lambda h: h.update(original_size="12"),
     lambda h: h.update(kind="image"),
-    lambda h: h.update(codec_version=2),
+    lambda h: h.update(codec_version=3),
+    lambda h: h.update(codec_version=1),  # version 1 records carry no shift
+    lambda h: h.update(codec_version="2"),
 ])
 def test_hostile_headers_raise_format_errors(change):
     with pytest.raises(FormatError):

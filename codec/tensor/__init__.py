@@ -22,7 +22,7 @@ LOSSLESS = CodecInfo(
 )
 
 BOUNDED = CodecInfo(
-    id="tensor-bounded", version=1, modality="tensor", lossless=False, quality_range=(1, 24),
+    id="tensor-bounded", version=2, modality="tensor", lossless=False, quality_range=(1, 24),
     extensions=(),  # never chosen by a file's name or content: only by codec= or an error bound
     description=("lossy float tensors (.safetensors/.npy files, numpy arrays, torch tensors) within an error "
                  "bound: max_error, rel_error (x value range) or quality q (rel 2**-q); uniform quantiser, "

@@ -1,4 +1,4 @@
-"""``tensor-bounded`` (version 1): error-bounded lossy compression of float tensors.
+"""``tensor-bounded`` (version 2; reads 1 and 2): error-bounded lossy compression of float tensors.
 
 Every decoded value ``v'`` of a coded tensor satisfies ``|v' - v| <= bound`` (in float64, after rounding
 to the tensor's dtype), where the bound is ``max_error``, or ``rel_error`` times the tensor's value range
@@ -11,7 +11,8 @@ Method (:mod:`codec.tensor.quantizer`, :mod:`codec.tensor.predictors`): uniform 
 step just under ``2 * bound``; a predictor in integer index space (none, 2-D Lorenzo, or hierarchical
 interpolation with fitted weights), chosen per tensor by the smaller estimated coded size; the residuals
 coded with rANS under one adaptive order-0 table per tensor built from its own histogram (rare large
-residuals escaped).
+residuals escaped). Under tight bounds the residuals' low ``shift`` bits are noise: they are stored raw
+(version 2) and only the high part is table-coded.
 
 Exact data goes through the ``tensor-lossless`` codec: the *skeleton* is the decoded item with every
 quantised element's bits set to zero (elements kept exactly keep their bits: NaN, +/-Inf, -0.0,
@@ -22,7 +23,8 @@ bits are not zero (+0.0 always quantises exactly), so exception positions need n
 Sections: the skeleton's own sections with the prefix ``x.``; then, when any tensor is coded lossy,
 ``tensors`` (one chunk: JSON records), ``tables`` (one chunk: a table set, table i for record i) and
 ``indices`` (every record's residuals back to back, each with its record's table, in rANS chunks of
-``coder.chunk_size`` symbols). docs/FORMAT.md specifies every byte.
+``coder.chunk_size`` symbols), and with any shift ``low`` (the raw low bits, one chunk per shifted record).
+docs/FORMAT.md specifies every byte.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ import mmap
 import numbers
 import os
 import struct
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from nctk.codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, check_codec, check_coder, check_kind
-from nctk.codec.tensor import BOUNDED, LOSSLESS, formats
+from nctk.codec.tensor import BOUNDED, LOSSLESS, fields, formats
 from nctk.codec.tensor import predictors as P
 from nctk.codec.tensor import quantizer as Q
 from nctk.codec.tensor.lossless import CODER_BATCH_CHUNKS, TensorLossless, _rebatch, _table_ids
@@ -53,6 +56,9 @@ SMALL_INPUT = 1 << 16  # below this many bytes, one rANS lane (as tensor-lossles
 SAMPLE = 1 << 17  # larger tensors choose their predictor on a central block of about this many elements
 HIST_HALF = 1 << 20  # residual histograms span at most 2 * HIST_HALF values (the rest are escapes anyway)
 MAX_SPAN = (1 << 16) - 1  # regular entries of one table (entropy/tables.py: MAX_ALPHABET with the escape)
+MAX_SHIFT = 30  # residuals fit in 31 bits: at most 30 low bits are stored raw
+SHIFT_SAMPLE = 1 << 18  # the number of low bits is chosen on about this many residuals
+VERSIONS = (1, 2)  # versions this build reads; it writes 1 when no record stores raw low bits, else 2
 MAX_RECORDS_BYTES = 64 << 20
 QUALITY_MIN, QUALITY_MAX = BOUNDED.quality_range
 _SAFETENSORS_FLOATS = {"F16": "f16", "BF16": "bf16", "F32": "f32", "F64": "f64"}
@@ -166,24 +172,34 @@ class TensorBounded:
             step = Q.step_for(b)
             q, exc = Q.quantize(bits, t.scheme, b, step)
             kind, weights, r = _choose_predictor(q.reshape(t.rows, t.cols))
+            shift = _choose_shift(r)
+            low = None
+            if shift:  # a wide spread: the low bits of the residuals are noise, stored raw
+                low = r & np.int32((1 << shift) - 1)
+                r = r >> np.int32(shift)
             plan = _table_plan(r)
-            lossy = plan[3] + _exception_bits(int(exc.sum()), t.count, t.scheme)
+            lossy = plan[3] + shift * t.count + _exception_bits(int(exc.sum()), t.count, t.scheme)
             if lossy > 0.4 * 8 * (t.end - t.start) and lossy >= _exact_bits(bits, t.scheme):
                 continue  # a bound near or below the dtype's precision: the tensor is smaller stored exactly
             del bits
             dst = skel[t.start : t.end].view(Q.uint_dtype(t.scheme, t.order))
             dst[~exc] = 0  # quantised elements: zero in the skeleton; exceptions keep their bits
             record = {"start": t.start, "scheme": t.scheme, "order": t.order, "rows": t.rows, "cols": t.cols,
-                      "step": step.hex(), "max_error": b, "pred": kind}
+                      "step": step.hex(), "max_error": b, "pred": kind, "shift": shift}
             if kind == "interp":
                 record["weights"] = P.weights_json(weights)
-            out.append((record, r, plan))
+            out.append((record, r, plan, low))
         return out
 
     def _assemble(self, kind: str, name: str | None, fmt: str | None, size: int, bound: dict, inner: Encoded,
-                  coded: list[tuple[dict, np.ndarray, tuple]]) -> Encoded:
+                  coded: list[tuple[dict, np.ndarray, tuple, np.ndarray | None]]) -> Encoded:
         lanes = 1 if size < SMALL_INPUT else DEFAULT_LANES
         header = base_header(self, kind=kind, original_name=name, lanes=lanes, chunk_size=self.chunk_size)
+        shifted = [c for c in coded if c[0]["shift"]]
+        if not shifted:  # version 1 (no raw low bits) keeps such files readable by every earlier build
+            header["codec_version"] = 1
+            for c in coded:
+                del c[0]["shift"]
         header.update({"format": fmt, "original_size": size, "bound": dict(bound), "skeleton": inner.header})
         sections = [Section(SKELETON_PREFIX + s.name, s.chunks, s.counts) for s in inner.sections]
         if coded:
@@ -191,15 +207,15 @@ class TensorBounded:
             if len(blob) > MAX_RECORDS_BYTES:
                 raise CodecError(f"{len(coded)} tensors need {len(blob)} bytes of records, over the "
                                  f"{MAX_RECORDS_BYTES}-byte limit")
-            precision = max(_precision(plan[1].size, r.size) for _, r, plan in coded)
-            tables = Tables([from_counts(plan[1], plan[0], precision, plan[2]) for _, _, plan in coded])
+            precision = max(_precision(plan[1].size, r.size) for _, r, plan, _ in coded)
+            tables = Tables([from_counts(plan[1], plan[0], precision, plan[2]) for _, _, plan, _ in coded])
             # One stream: every tensor's residuals back to back, each symbol with its tensor's table, coded a
             # batch of chunks per call (few calls: each parallel call has a fixed cost).
             ids = np.arange(len(coded), dtype=np.int32)
-            ns = np.array([r.size for _, r, _ in coded], dtype=np.int64)
+            ns = np.array([c[1].size for c in coded], dtype=np.int64)
             chunks: list[bytes] = []
             a = 0
-            for sym in _rebatch((r for _, r, _ in coded), self.chunk_size * CODER_BATCH_CHUNKS, np.concatenate):
+            for sym in _rebatch((c[1] for c in coded), self.chunk_size * CODER_BATCH_CHUNKS, np.concatenate):
                 chunks += encode_chunks(sym, _table_ids(ids, ns, a, len(sym)), tables, chunk_size=self.chunk_size,
                                         lanes=lanes)
                 a += len(sym)
@@ -207,6 +223,9 @@ class TensorBounded:
             sections += [Section("tensors", [blob], [len(coded)]),
                          Section("tables", [tables.to_bytes()], [len(tables)]),
                          Section("indices", chunks, counts)]
+            if shifted:
+                sections.append(Section("low", [fields.pack(c[3], c[0]["shift"]) for c in shifted],
+                                        [c[3].size for c in shifted]))
         return Encoded(header, sections)
 
     # ----------------------------------------------------------------------------------- decoding
@@ -239,7 +258,7 @@ class TensorBounded:
     def decode(self, encoded: Encoded) -> Any:
         """The :class:`FileItem`, numpy array or torch tensor that :meth:`encode` was given, within its bound."""
         h = encoded.header
-        check_codec(h, self)
+        version = check_codec(h, self, VERSIONS)
         lanes, chunk_size = check_coder(h)
         kind = check_kind(h, ("file", "array", "tensor"))
         size = h.get("original_size")
@@ -256,10 +275,10 @@ class TensorBounded:
             if buf.size != size:
                 raise FormatError("the skeleton does not match original_size")
             names = {s.name for s in encoded.sections if not s.name.startswith(SKELETON_PREFIX)}
-            if names - {"tensors", "tables", "indices"}:
+            if names - {"tensors", "tables", "indices", "low"}:
                 raise FormatError(f"unexpected sections {sorted(names)}")
             if names:
-                self._decode_tensors(encoded, buf, lanes, chunk_size)
+                self._decode_tensors(encoded, buf, lanes, chunk_size, version)
             return item
         except NctkError:
             raise
@@ -268,8 +287,9 @@ class TensorBounded:
         except (ValueError, TypeError, KeyError, IndexError, OverflowError, RuntimeError) as e:
             raise FormatError(f"{self.id}: malformed payload ({type(e).__name__}: {e})") from e
 
-    def _decode_tensors(self, enc: Encoded, buf: np.ndarray, lanes: int, chunk_size: int) -> None:
-        records = _parse_records(enc.section("tensors"), buf.size)
+    def _decode_tensors(self, enc: Encoded, buf: np.ndarray, lanes: int, chunk_size: int, version: int) -> None:
+        records = _parse_records(enc.section("tensors"), buf.size, version)
+        low = _low_bits(enc, records)
         tsec, isec = enc.section("tables"), enc.section("indices")
         if len(tsec.chunks) != 1 or tsec.counts[0] != len(records):
             raise FormatError(f"tables section must be one chunk of {len(records)} tables")
@@ -292,8 +312,13 @@ class TensorBounded:
                                          cnt, lanes=lanes)
             a += n
         a = 0
-        for t, rec in records:
-            q = P.reconstruct(r[a : a + t.count], t.rows, t.cols, rec["pred"], rec["weights"])
+        for i, (t, rec) in enumerate(records):
+            res = r[a : a + t.count]
+            if rec["shift"]:  # residual = high part (coded) * 2**shift + low bits (raw); it fits 31 bits
+                res = (res.astype(np.int64) << rec["shift"]) | next(low)
+                if res.size and (int(res.min()) < -(1 << 31) or int(res.max()) >= 1 << 31):
+                    raise FormatError(f"tensor record {i}: residuals leave 31 bits")
+            q = P.reconstruct(res, t.rows, t.cols, rec["pred"], rec["weights"])
             a += t.count
             dst = buf[t.start : t.end].view(Q.uint_dtype(t.scheme, t.order))
             for b in range(0, t.count, Q.BLOCK):  # a block at a time: temporaries stay in cache
@@ -441,6 +466,22 @@ def _choose_predictor(q: np.ndarray) -> tuple[str, P.Weights | None, np.ndarray]
     return kind, weights, r
 
 
+def _choose_shift(r: np.ndarray) -> int:
+    """How many low bits of the residuals to store raw: the count with the smallest estimated size (table
+    plan of the high part plus raw bits), on a strided sample. Tight bounds spread residuals over far more
+    values than a table can weigh (16-bit frequencies), and their low bits are incompressible anyway."""
+    if r.size < MIN_ELEMENTS:
+        return 0
+    sample = r[:: max(1, r.size // SHIFT_SAMPLE)]
+    spread = int(sample.max()) - int(sample.min())
+    best, best_bits = 0, _table_plan(sample)[3]
+    for s in range(1, min(MAX_SHIFT, max(0, spread.bit_length() - 4)) + 1):
+        bits = _table_plan(sample >> np.int32(s))[3] + s * sample.size
+        if bits < best_bits:
+            best, best_bits = s, bits
+    return best
+
+
 def _histogram(r: np.ndarray) -> tuple[int, np.ndarray, int]:
     """``(base, counts, outside)``: counts of the values ``base, base + 1, ...``, and how many values fell
     outside the window (at most 2 * HIST_HALF values, centred on the median when the spread is wider)."""
@@ -528,8 +569,23 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _parse_records(sec: Section, size: int) -> list[tuple[_Tensor, dict]]:
-    """The ``tensors`` section's records, validated against an item of ``size`` bytes."""
+def _low_bits(enc: Encoded, records: list[tuple[_Tensor, dict]]) -> Iterator[np.ndarray]:
+    """The raw low bits of each record with a shift, in record order (validated against the records)."""
+    shifted = [(t, rec["shift"]) for t, rec in records if rec["shift"]]
+    if not shifted:
+        if any(s.name == "low" for s in enc.sections):
+            raise FormatError("low section present but no record has a shift")
+        return iter(())
+    sec = enc.section("low")
+    if [int(c) for c in sec.counts] != [t.count for t, _ in shifted]:
+        raise FormatError(f"low section holds chunks of {list(sec.counts)[:8]} values; the records need "
+                          f"{[t.count for t, _ in shifted][:8]}")
+    return (fields.unpack(chunk, t.count, s).astype(np.int64) for chunk, (t, s) in zip(sec.chunks, shifted,
+                                                                                     strict=True))
+
+
+def _parse_records(sec: Section, size: int, version: int = 1) -> list[tuple[_Tensor, dict]]:
+    """The ``tensors`` section's records, validated against an item of ``size`` bytes (``shift``: version 2)."""
     if len(sec.chunks) != 1 or len(sec.chunks[0]) > MAX_RECORDS_BYTES:
         raise FormatError("tensors section must be one chunk of at most 64 MiB")
     try:
@@ -560,7 +616,15 @@ def _parse_records(sec: Section, size: int) -> list[tuple[_Tensor, dict]]:
         pred = rec.get("pred")
         if pred not in P.PREDICTORS:
             raise FormatError(f"unknown predictor {str(pred)[:40]!r}")
-        rec = {"pred": pred, "step": step,
+        if version >= 2:  # version 2 records all carry a shift; version 1 records have none
+            shift = rec.get("shift")
+            if not _is_int(shift) or not 0 <= shift <= MAX_SHIFT:
+                raise FormatError(f"bad shift {str(shift)[:40]!r} (an integer 0..{MAX_SHIFT})")
+        elif "shift" in rec:
+            raise FormatError("a version 1 record has no shift")
+        else:
+            shift = 0
+        rec = {"pred": pred, "step": step, "shift": shift,
                "weights": P.check_weights(rec.get("weights"), rows, cols) if pred == "interp" else None}
         out.append((t, rec))
         pos = t.end

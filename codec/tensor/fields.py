@@ -188,12 +188,13 @@ PACK_BLOCK = 1 << 16  # symbols bit-packed at a time (a multiple of 8: every blo
 
 
 def pack(symbols: np.ndarray, bits: int) -> bytes:
-    """Store ``bits``-bit symbols verbatim: bytes as they are, narrower or wider ones bit-packed
+    """Store ``bits``-bit symbols (1 to 32 bits) verbatim: bytes as they are, narrower or wider ones bit-packed
     (symbol ``i`` occupies bits ``i*bits ..`` of the little-endian bit string)."""
     if bits == 8:
         return np.ascontiguousarray(symbols, dtype=np.uint8).tobytes()
-    v = np.asarray(symbols, dtype=np.uint16)
-    shifts = np.arange(bits, dtype=np.uint16)
+    wide = np.uint16 if bits <= 16 else np.uint32
+    v = np.asarray(symbols).astype(wide, copy=False)
+    shifts = np.arange(bits, dtype=wide)
     return b"".join(np.packbits(((v[a : a + PACK_BLOCK, None] >> shifts) & 1).astype(np.uint8).reshape(-1),
                                 bitorder="little").tobytes() for a in range(0, len(v), PACK_BLOCK))
 
@@ -204,18 +205,19 @@ def packed_size(count: int, bits: int) -> int:
 
 
 def unpack(data: bytes | memoryview, count: int, bits: int) -> np.ndarray:
-    """Inverse of :func:`pack`: ``count`` symbols as uint16 (uint8 for ``bits <= 8``; for 8 bits a
-    read-only view of ``data``)."""
+    """Inverse of :func:`pack`: ``count`` symbols as uint16 (uint8 for ``bits <= 8``, uint32 above 16 bits;
+    for 8 bits a read-only view of ``data``)."""
     buf = np.frombuffer(data, dtype=np.uint8)
     if len(buf) != packed_size(count, bits):
         raise FormatError(f"raw stream holds {len(buf)} bytes, expected {packed_size(count, bits)} "
                           f"for {count} symbols of {bits} bits")
     if bits == 8:
         return buf
-    out = np.empty(count, dtype=np.uint8 if bits <= 8 else np.uint16)
-    shifts = np.arange(bits, dtype=np.uint16)
+    wide = np.uint16 if bits <= 16 else np.uint32
+    out = np.empty(count, dtype=np.uint8 if bits <= 8 else wide)
+    shifts = np.arange(bits, dtype=wide)
     for a in range(0, count, PACK_BLOCK):
         k = min(PACK_BLOCK, count - a)
         flat = np.unpackbits(buf[a * bits // 8 : packed_size(a + k, bits)], bitorder="little")[: k * bits]
-        out[a : a + k] = (flat.reshape(k, bits).astype(np.uint16) << shifts).sum(axis=1, dtype=np.uint16)
+        out[a : a + k] = (flat.reshape(k, bits).astype(wide) << shifts).sum(axis=1, dtype=wide)
     return out
