@@ -357,7 +357,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data:
         cfg = None if args.resume else trainer.Config(seed=args.seed)
         state = trainer.train(args.data, args.out, args.minutes, resume=args.resume, cfg=cfg,
-                              checkpoint_minutes=args.checkpoint_minutes, log=log)
+                              checkpoint_minutes=args.checkpoint_minutes, lr=args.lr, log=log)
         log(trainer.summary(state))
     if args.export:
         best = os.path.join(args.out, "best")
@@ -537,6 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the checkpoint in CKPT_DIR exactly")
     t.add_argument("--checkpoint-minutes", type=_bound, default=5.0, metavar="M", help="checkpoint every M minutes")
     t.add_argument("--seed", type=int, default=0, help="seed of a new run (batches are a function of seed and step)")
+    t.add_argument("--lr", type=_bound, metavar="RATE",
+                   help="learning rate (default 1e-3 for a new run; with --resume, a new rate from here on)")
     t.add_argument("--threads", type=_positive, default=1, metavar="N",
                    help="torch threads (default 1: the many small convolutions gain little from more threads and "
                         "lose much when cores are shared)")

@@ -85,6 +85,18 @@ def test_resume_continues_exactly(images, tmp_path):
     assert state["config"]["seed"] == 5 and len(state["history"]) == 2 and (tmp_path / "b" / "best").is_dir()
 
 
+def test_resume_with_a_new_learning_rate_records_it(images, tmp_path):
+    cfg = T.Config(**TINY, seed=5)
+    quiet = lambda msg: None  # noqa: E731
+    T.train([images], tmp_path / "c", 10, cfg=cfg, max_steps=1, log=quiet)
+    with pytest.raises(T.TrainError, match="learning rate"):
+        T.train([images], tmp_path / "c", 10, resume=True, max_steps=1, lr=-1.0, log=quiet)
+    state = T.train([images], tmp_path / "c", 10, resume=True, max_steps=1, lr=2e-4, log=quiet)
+    assert state["config"]["lr"] == 2e-4 and state["lr_changes"] == [{"step": 1, "lr": 2e-4}]
+    saved = json.loads((tmp_path / "c" / "last" / "state.json").read_text())
+    assert saved["config"]["lr"] == 2e-4 and saved["lr_changes"] == state["lr_changes"]
+
+
 def test_export_makes_a_working_model(images, tmp_path):
     cfg = T.Config(**TINY)
     T.train([images], tmp_path / "ck", 10, cfg=cfg, max_steps=3, log=lambda m: None)

@@ -27,7 +27,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -347,11 +347,13 @@ def held_out_bpp(model: FloatModel, images: list[np.ndarray], crop: int = 256) -
 
 def train(data: list[str | Path], out: str | Path, minutes: float, *, resume: bool = False,
           cfg: Config | None = None, checkpoint_minutes: float = 5.0, max_steps: int | None = None,
-          log=print) -> dict:
+          lr: float | None = None, log=print) -> dict:
     """Train for ``minutes`` of wall-clock time (or ``max_steps`` more steps), checkpointing into ``out``.
 
     Returns the final state (step, elapsed seconds, held-out history). Ctrl-C saves a checkpoint, then re-raises.
     Uses torch's current thread count (``nctk train`` sets 1: faster here than 2 for these many small ops).
+    ``lr`` replaces the learning rate (of a new run's ``cfg``, or of a resumed one from here on: a schedule by
+    hand, e.g. a lower rate for the last stretch); each change is logged in the state's ``lr_changes``.
     """
     out = Path(out)
     last = out / "last"
@@ -362,6 +364,10 @@ def train(data: list[str | Path], out: str | Path, minutes: float, *, resume: bo
     if resume:
         cfg = Config.from_json(json.loads((last / "state.json").read_text())["config"])
     cfg = cfg or Config()
+    if lr is not None:
+        if not (math.isfinite(lr) and lr > 0):
+            raise TrainError(f"learning rate must be a positive number, not {lr!r}")
+        cfg = replace(cfg, lr=float(lr))
     torch.manual_seed(cfg.seed)
     paths = list_images(data)
     train_paths = [p for p in paths if not held_out(p)]
@@ -378,6 +384,10 @@ def train(data: list[str | Path], out: str | Path, minutes: float, *, resume: bo
     if resume:
         state = _load_checkpoint(last, model, opt)
         log(f"resumed at step {state['step']} ({state['elapsed_s'] / 60:.1f} min trained)")
+        if cfg.lr != state["config"]["lr"]:
+            state.setdefault("lr_changes", []).append({"step": state["step"], "lr": cfg.lr})
+            state["config"] = asdict(cfg)
+            log(f"learning rate {cfg.lr:g} from step {state['step']}")
     model.train()
     start, last_ckpt = time.monotonic(), time.monotonic()
     base_elapsed, base_step = state["elapsed_s"], state["step"]
@@ -514,6 +524,7 @@ def export(checkpoint: str | Path, artifact_id: str, folder: str | Path | None =
     meta = {"training": {"steps": state["step"], "minutes": round(state["elapsed_s"] / 60, 2),
                          "held_out_bpp": state.get("best_bpp"), "history": state["history"][-5:],
                          "data": state["data"], "config": state["config"],
+                         "lr_changes": state.get("lr_changes", []),
                          "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
                          "checkpoint": checkpoint.name, "note": note},
             "exported": time.strftime("%Y-%m-%d")}
