@@ -451,6 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
         setting.add_argument(f"--target-{t.replace('_', '-')}", dest=f"target_{t}", type=_bound, metavar="X",
                              help=f"lossy codecs: the quality that gives {unit} X" + " at most" * (t != "psnr")
                                   + " (searched; recorded in the header)")
+    setting.add_argument("--bits", dest="target_bits_per_value", type=_bound, metavar="B",
+                         help="short for --target-bits-per-value B")
     c.add_argument("--max-input-size", type=_size, metavar="SIZE", help=_MAX_INPUT)
     c.add_argument("-f", "--force", action="store_true", help=_FORCE)
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

@@ -68,7 +68,7 @@ def _check_quality(c: Codec, quality: float | None) -> None:
 
 def compress(obj: Any, *, codec: str | None = None, quality: float | None = None,
              name: str | None = None, max_error: float | None = None, rel_error: float | None = None,
-             target: tuple[str, float] | None = None) -> bytes:
+             target: tuple[str, float] | None = None, bits: float | None = None) -> bytes:
     """Compress ``obj`` into the bytes of an ``.nctk`` file.
 
     ``obj`` is one of:
@@ -100,23 +100,32 @@ def compress(obj: Any, *, codec: str | None = None, quality: float | None = None
     ``target=(name, value)`` lets a lossy codec search its quality for a rate ceiling (``"bpp"``, ``"kbps"``,
     ``"bits_per_value"``: of the whole file) or a PSNR floor (``"psnr"``, dB), instead of ``quality`` or a bound;
     the header records what was asked and reached (:mod:`nctk.codec.rate_control`). A target on a tensor without a
-    codec selects ``tensor-bounded``.
+    codec selects ``tensor-bounded``. ``bits=B`` is short for ``target=("bits_per_value", B)``.
     Raises :class:`CodecError` for input no codec handles (or too large or too fragmented for the format:
     the error names the limit), an unknown codec id, or a quality or bound the codec does not take;
     :class:`OSError` if a path cannot be read. :func:`compress_to` writes the same bytes to a file.
     """
-    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error), target)
+    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error), _with_bits(target, bits))
     return container.dumps(enc.header, enc.sections)
 
 
 def compress_to(obj: Any, fileobj: BinaryIO, *, codec: str | None = None, quality: float | None = None,
                 name: str | None = None, max_error: float | None = None, rel_error: float | None = None,
-                target: tuple[str, float] | None = None) -> int:
+                target: tuple[str, float] | None = None, bits: float | None = None) -> int:
     """Like :func:`compress`, but write the ``.nctk`` file to the binary file object ``fileobj`` (straight
     from the coded sections, without joining them into one bytes object) and return the bytes written.
     Nothing is written if encoding fails."""
-    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error), target)
+    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error), _with_bits(target, bits))
     return container.write(fileobj, enc.header, enc.sections)
+
+
+def _with_bits(target: tuple[str, float] | None, bits: float | None) -> tuple[str, float] | None:
+    """``bits=B`` as the target it abbreviates."""
+    if bits is None:
+        return target
+    if target is not None:
+        raise CodecError("give bits or a target, not both")
+    return ("bits_per_value", bits)
 
 
 def _bounds(max_error: float | None, rel_error: float | None) -> dict:

@@ -101,3 +101,10 @@ def test_the_cli_takes_targets_and_error_bounds(tmp_path, weights, capsys):
             main(["compress", str(src), "-o", str(tmp_path / "d.nctk"), *bad])
         assert e.value.code == 2
     assert not (tmp_path / "c.nctk").exists() and not (tmp_path / "d.nctk").exists()
+    # --bits B is short for --target-bits-per-value B (and bits=B in the API)
+    assert main(["compress", str(src), "-o", str(tmp_path / "e.nctk"), "--bits", "3"]) == 0
+    assert (tmp_path / "e.nctk").read_bytes() == blob == nctk.compress(src, bits=3)
+    with pytest.raises(SystemExit):
+        main(["compress", str(src), "-o", str(tmp_path / "f.nctk"), "--bits", "3", "--target-bits-per-value", "3"])
+    with pytest.raises(CodecError, match="bits or a target"):
+        nctk.compress(weights, bits=3, target=("psnr", 40.0))
