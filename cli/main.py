@@ -72,6 +72,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
     _no_terminal(out, "compressed data")
     check_output(out, args.force)
     name = None if src == "-" else safe_name(os.path.basename(src))  # recorded in the file: safe or None
+    sensitivity = _read_sensitivity(args.sensitivity) if args.sensitivity else None
 
     def check_prefix(prefix: bytes) -> None:  # a stream: refuse what no codec takes before reading it all
         if args.codec is None:
@@ -88,7 +89,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
         import nctk
 
         options = {"codec": args.codec, "quality": args.quality, "name": name, "max_error": args.max_error,
-                   "rel_error": args.rel_error, "target": _target(args)}
+                   "rel_error": args.rel_error, "target": _target(args), "sensitivity": sensitivity}
         with Progress(f"compressing {shown}" + " (searching the quality for the target)" * bool(options["target"])):
             if out == "-":
                 blob = nctk.compress(data, **options)
@@ -110,6 +111,22 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 TARGET_FLAGS = ("bpp", "kbps", "bits_per_value", "psnr")
+
+
+def _read_sensitivity(path: str) -> dict:
+    """The ``--sensitivity`` JSON file: an object of tensor name -> number (what ``nctk.sensitivity`` returns)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            obj = json.load(fh)
+    except OSError as e:
+        raise CliError(f"cannot read sensitivity file {path}: {e.strerror or e}") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise CliError(f"sensitivity file {path} is not JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise CliError(f"sensitivity file {path} must hold a JSON object of tensor name -> number")
+    return obj
 
 
 def _target(args: argparse.Namespace) -> tuple[str, float] | None:
@@ -453,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   + " (searched; recorded in the header)")
     setting.add_argument("--bits", dest="target_bits_per_value", type=_bound, metavar="B",
                          help="short for --target-bits-per-value B")
+    c.add_argument("--sensitivity", metavar="JSON",
+                   help="lossy .safetensors: spread the bound over the tensors this JSON object names (tensor name -> "
+                        "sensitivity, e.g. from nctk.sensitivity); tensors it does not name stay exact")
     c.add_argument("--max-input-size", type=_size, metavar="SIZE", help=_MAX_INPUT)
     c.add_argument("-f", "--force", action="store_true", help=_FORCE)
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 from nctk.codec import rate_control, registry
@@ -68,7 +69,8 @@ def _check_quality(c: Codec, quality: float | None) -> None:
 
 def compress(obj: Any, *, codec: str | None = None, quality: float | None = None,
              name: str | None = None, max_error: float | None = None, rel_error: float | None = None,
-             target: tuple[str, float] | None = None, bits: float | None = None) -> bytes:
+             target: tuple[str, float] | None = None, bits: float | None = None,
+             sensitivity: Mapping[str, float] | None = None) -> bytes:
     """Compress ``obj`` into the bytes of an ``.nctk`` file.
 
     ``obj`` is one of:
@@ -101,22 +103,33 @@ def compress(obj: Any, *, codec: str | None = None, quality: float | None = None
     ``"bits_per_value"``: of the whole file) or a PSNR floor (``"psnr"``, dB), instead of ``quality`` or a bound;
     the header records what was asked and reached (:mod:`nctk.codec.rate_control`). A target on a tensor without a
     codec selects ``tensor-bounded``. ``bits=B`` is short for ``target=("bits_per_value", B)``.
+    ``sensitivity={tensor name: s}`` (``.safetensors`` files, ``tensor-bounded``) spreads the bound over the named
+    tensors by how much each one's errors matter (:func:`nctk.sensitivity` measures it on a model); tensors it
+    does not name stay exact.
     Raises :class:`CodecError` for input no codec handles (or too large or too fragmented for the format:
     the error names the limit), an unknown codec id, or a quality or bound the codec does not take;
     :class:`OSError` if a path cannot be read. :func:`compress_to` writes the same bytes to a file.
     """
-    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error), _with_bits(target, bits))
+    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error), _with_bits(target, bits),
+                  _options(sensitivity))
     return container.dumps(enc.header, enc.sections)
 
 
 def compress_to(obj: Any, fileobj: BinaryIO, *, codec: str | None = None, quality: float | None = None,
                 name: str | None = None, max_error: float | None = None, rel_error: float | None = None,
-                target: tuple[str, float] | None = None, bits: float | None = None) -> int:
+                target: tuple[str, float] | None = None, bits: float | None = None,
+                sensitivity: Mapping[str, float] | None = None) -> int:
     """Like :func:`compress`, but write the ``.nctk`` file to the binary file object ``fileobj`` (straight
     from the coded sections, without joining them into one bytes object) and return the bytes written.
     Nothing is written if encoding fails."""
-    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error), _with_bits(target, bits))
+    enc = _encode(obj, codec, quality, name, _bounds(max_error, rel_error), _with_bits(target, bits),
+                  _options(sensitivity))
     return container.write(fileobj, enc.header, enc.sections)
+
+
+def _options(sensitivity: Mapping[str, float] | None) -> dict:
+    """Codec keywords beyond quality and bounds that were given."""
+    return {} if sensitivity is None else {"sensitivity": sensitivity}
 
 
 def _with_bits(target: tuple[str, float] | None, bits: float | None) -> tuple[str, float] | None:
@@ -134,7 +147,7 @@ def _bounds(max_error: float | None, rel_error: float | None) -> dict:
 
 
 def _encode(obj: Any, codec: str | None, quality: float | None, name: str | None, bounds: dict,
-            target: tuple[str, float] | None = None) -> Encoded:
+            target: tuple[str, float] | None = None, options: dict | None = None) -> Encoded:
     if target is not None:
         rate_control.check_target(target)
         if quality is not None or bounds:
@@ -164,15 +177,16 @@ def _encode(obj: Any, codec: str | None, quality: float | None, name: str | None
                 raise CodecError(f"no lossy {chosen.modality} codec takes a target or an error bound yet")
             chosen = registry.get(LOSSY_DEFAULT[chosen.modality])
     _check_quality(chosen, quality)
-    if target is not None:
-        return rate_control.encode_to_target(chosen, item, target)
-    if not bounds:
-        return chosen.encode(item, quality=quality)
-    unknown = [k for k in bounds if k not in getattr(chosen, "options", ())]
+    options = options or {}
+    unknown = [k for k in [*bounds, *options] if k not in getattr(chosen, "options", ())]
     if unknown:
         raise CodecError(f"codec {chosen.id!r} takes no {' or '.join(unknown)}; omit it, or use "
                          f"codec={ERROR_BOUNDED!r}")
-    return chosen.encode(item, quality=quality, **bounds)
+    if target is not None:
+        return rate_control.encode_to_target(chosen, item, target, options)
+    if not bounds and not options:
+        return chosen.encode(item, quality=quality)
+    return chosen.encode(item, quality=quality, **bounds, **options)
 
 
 def _codec_for(header: dict) -> Codec:

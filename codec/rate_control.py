@@ -53,9 +53,10 @@ def _rate(name: str, nbytes: int, units: float) -> float:
     return bits / 1000.0 / units if name == "kbps" else bits / units
 
 
-def encode_to_target(codec: Codec, item: Any, target: tuple[str, float]) -> Encoded:
-    """Encode ``item`` with ``codec`` at the quality that meets ``target`` (see the module docstring);
-    CodecError if the codec has no rate control, the target does not fit its data, or no quality reaches it."""
+def encode_to_target(codec: Codec, item: Any, target: tuple[str, float], options: dict | None = None) -> Encoded:
+    """Encode ``item`` with ``codec`` at the quality that meets ``target`` (see the module docstring), passing
+    ``options`` (keywords other than the quality) to every encode; CodecError if the codec has no rate control,
+    the target does not fit its data, or no quality reaches it."""
     name, asked = check_target(target)
     if codec.quality_range is None or not hasattr(codec, "rate_units") or not hasattr(codec, "psnr"):
         raise CodecError(f"codec {codec.id!r} has no rate control (targets need a lossy codec with a quality)")
@@ -71,7 +72,7 @@ def encode_to_target(codec: Codec, item: Any, target: tuple[str, float]) -> Enco
             raise CodecError(f"the input holds no {unit}: there is no rate to control")
 
     def score(q: float) -> tuple[Encoded, float]:
-        enc = codec.encode(item, quality=q)
+        enc = codec.encode(item, quality=q, **(options or {}))
         if unit is None:
             return enc, float(codec.psnr(item, enc))
         # Measured with the longest target record the header can get, so the finished file is never larger.

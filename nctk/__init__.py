@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 _API = {
     "compress": "nctk.codec.api", "compress_to": "nctk.codec.api", "decompress": "nctk.codec.api",
     "decompress_file": "nctk.codec.api",
-    "info": "nctk.codec.api", "codecs": "nctk.codec.api",
+    "info": "nctk.codec.api", "codecs": "nctk.codec.api", "sensitivity": "nctk.codec.tensor.sensitivity",
     "Codec": "nctk.codec.registry", "Encoded": "nctk.codec.registry", "FileItem": "nctk.codec.registry",
     "NctkError": "nctk.entropy.errors", "CodecError": "nctk.entropy.errors", "FormatError": "nctk.entropy.errors",
     "LimitError": "nctk.entropy.errors", "UnsupportedVersionError": "nctk.entropy.errors",
@@ -36,6 +36,7 @@ __all__ = sorted(_API)
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from nctk.codec.api import codecs, compress, compress_to, decompress, decompress_file, info  # noqa: F401
     from nctk.codec.registry import Codec, Encoded, FileItem  # noqa: F401
+    from nctk.codec.tensor.sensitivity import sensitivity  # noqa: F401
     from nctk.entropy.errors import CodecError, FormatError, LimitError, NctkError, UnsupportedVersionError  # noqa: F401
 
 

@@ -35,7 +35,7 @@ import mmap
 import numbers
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -74,6 +74,7 @@ class _Tensor(NamedTuple):
     order: str  # "<" or ">"
     rows: int
     cols: int
+    name: str | None = None  # the safetensors key (None for .npy files, arrays and decoded records)
 
     @property
     def count(self) -> int:
@@ -91,7 +92,7 @@ class TensorBounded:
     id, version, modality = BOUNDED.id, BOUNDED.version, BOUNDED.modality
     lossless, quality_range = BOUNDED.lossless, BOUNDED.quality_range
     extensions, description = BOUNDED.extensions, BOUNDED.description
-    options = ("max_error", "rel_error")  # keywords nctk.compress passes on (beside quality)
+    options = ("max_error", "rel_error", "sensitivity")  # keywords nctk.compress passes on (beside quality)
 
     def __init__(self, chunk_size: int = DEFAULT_CHUNK):
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
@@ -105,14 +106,20 @@ class TensorBounded:
     # ----------------------------------------------------------------------------------- encoding
 
     def encode(self, item: Any, *, quality: float | None = None, max_error: float | None = None,
-               rel_error: float | None = None) -> Encoded:
+               rel_error: float | None = None, sensitivity: Mapping[str, float] | None = None) -> Encoded:
         """Encode a :class:`FileItem` (``.npy`` / ``.safetensors`` bytes), a float numpy array or a float torch
-        tensor within the bound that exactly one of ``max_error``, ``rel_error``, ``quality`` sets."""
+        tensor within the bound that exactly one of ``max_error``, ``rel_error``, ``quality`` sets; with
+        ``sensitivity`` (safetensors files only) that bound is spread over the named tensors (:func:`allocate`)."""
         bound = bound_spec(quality, max_error, rel_error)
+        if sensitivity is not None:
+            sensitivity = check_sensitivity(sensitivity)
         if isinstance(item, (bytes, bytearray, memoryview, mmap.mmap)):
             item = FileItem(item, None)
+        if sensitivity is not None and not (isinstance(item, FileItem)
+                                            and formats.is_safetensors(byte_view(item.data))):
+            raise CodecError("sensitivity names tensors: it applies to .safetensors files only")
         if isinstance(item, FileItem):
-            return self._encode_file(item, bound)
+            return self._encode_file(item, bound, sensitivity)
         if formats.is_torch_tensor(item):
             name = str(item.dtype).removeprefix("torch.")
             if name not in _TORCH_FLOATS:
@@ -139,7 +146,7 @@ class TensorBounded:
         inner = TensorLossless(self.chunk_size).encode(rebuild(skeleton, meta))
         return self._assemble(kind, None, None, len(raw), bound, inner, coded)
 
-    def _encode_file(self, item: FileItem, bound: dict) -> Encoded:
+    def _encode_file(self, item: FileItem, bound: dict, sensitivity: dict[str, float] | None = None) -> Encoded:
         data = byte_view(item.data)
         if formats.is_npy(data):
             fmt, tensors = "npy", _npy_tensors(data)
@@ -152,22 +159,29 @@ class TensorBounded:
             elif ext == ".safetensors":
                 formats.parse_safetensors(data)
             raise CodecError(f"{item.name or 'the input'!r} is neither an .npy nor a .safetensors file")
+        bounds = None
+        if sensitivity is not None:
+            tensors, bounds = allocate(data, tensors, bound, sensitivity)
+            bound = {**bound, "sensitivity": {"tensors": len(sensitivity), "sha256": _digest(sensitivity)}}
         skeleton = bytearray(data)
-        coded = self._code_tensors(data, skeleton, tensors, bound)
+        coded = self._code_tensors(data, skeleton, tensors, bound, bounds)
         inner = TensorLossless(self.chunk_size).encode(FileItem(skeleton, item.name))
         return self._assemble("file", item.name, fmt, len(data), bound, inner, coded)
 
     def _code_tensors(self, data: memoryview, skeleton: bytearray, tensors: list[_Tensor],
-                      bound: dict) -> list[tuple[dict, np.ndarray, tuple]]:
+                      bound: dict, bounds: list[float] | None = None) -> list[tuple[dict, np.ndarray, tuple]]:
         """Quantise each tensor, zero its quantised elements in ``skeleton``; per coded tensor its record,
-        residuals and table plan. A tensor that would take more bits coded than stored exactly (estimates of
-        both) stays exact."""
+        residuals and table plan. ``bounds``: each tensor's own absolute bound (else from ``bound``). A tensor
+        that would take more bits coded than stored exactly (estimates of both) stays exact."""
         out = []
         skel = np.frombuffer(skeleton, dtype=np.uint8)
-        for t in tensors:
+        for i, t in enumerate(tensors):
             stored = np.frombuffer(data, dtype=Q.uint_dtype(t.scheme, t.order), count=t.count, offset=t.start)
             bits = stored.astype(Q.uint_dtype(t.scheme))
-            b = bound["max_error"] if "max_error" in bound else _relative(bound) * Q.value_range(bits, t.scheme)
+            if bounds is not None:
+                b = bounds[i]
+            else:
+                b = bound["max_error"] if "max_error" in bound else _relative(bound) * Q.value_range(bits, t.scheme)
             b = min(b, float(np.finfo(np.float64).max))  # a huge rel_error times a huge range: still finite
             step = Q.step_for(b)
             q, exc = Q.quantize(bits, t.scheme, b, step)
@@ -352,6 +366,68 @@ def bound_spec(quality: float | None, max_error: float | None, rel_error: float 
     return {key: value}
 
 
+def check_sensitivity(sensitivity: Any) -> dict[str, float]:
+    """``{tensor name: sensitivity}`` checked: a non-empty mapping of names to finite numbers >= 0, not all 0."""
+    if not isinstance(sensitivity, Mapping) or not sensitivity:
+        raise CodecError("sensitivity must be a non-empty mapping of tensor names to numbers")
+    out = {}
+    for k, v in sensitivity.items():
+        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise CodecError(f"sensitivity entries are tensor name: number, not {k!r}: {v!r}")
+        if not (math.isfinite(float(v)) and float(v) >= 0):
+            raise CodecError(f"sensitivity of {k!r} must be a finite number >= 0, not {v!r}")
+        out[k] = float(v)
+    if not any(out.values()):
+        raise CodecError("every sensitivity is 0: there is nothing to allocate by")
+    return out
+
+
+SENSITIVITY_FLOOR = 0.01  # times the median positive sensitivity: unused weights still get a finite bound
+
+
+def allocate(data: memoryview, tensors: list[_Tensor], bound: dict,
+             sensitivity: dict[str, float]) -> tuple[list[_Tensor], list[float]]:
+    """The tensors ``sensitivity`` names and each one's absolute bound: ``B * sqrt(n / s) / M``.
+
+    Noise of variance ``v`` in a tensor of ``n`` values costs about ``s * v`` of the model's quality; at a rate of
+    ``n * (h - log2 step)`` bits, the steps that cost least for a given size satisfy ``step**2 ∝ n / s``. ``M`` is
+    the median of ``sqrt(n / s)`` over the named tensors, so a tensor of median need gets ``B``: ``max_error`` as
+    given, or ``rel_error`` (``2**-quality``) times the largest value range among the named tensors.
+    Sensitivities below 1% of the median positive one are raised to it. Tensors not named stay exact, and so
+    do named ones that are not float tensors of at least 64 values. A name the file lacks is a CodecError.
+    """
+    (n,) = struct.unpack_from("<Q", data, 0)
+    keys = set(json.loads(bytes(data[8 : 8 + n]).decode("utf-8"))) - {"__metadata__"}
+    unknown = sorted(set(sensitivity) - keys)
+    if unknown:
+        raise CodecError(f"sensitivity names {len(unknown)} tensors this file does not have, e.g. "
+                         f"{', '.join(map(repr, unknown[:3]))}; its tensors include "
+                         f"{', '.join(map(repr, sorted(keys)[:3])) or 'none'}")
+    chosen = [t for t in tensors if t.name in sensitivity]  # named integer or tiny tensors stay exact
+    if not chosen:
+        return [], []
+    positive = sorted(v for v in sensitivity.values() if v > 0)
+    floor = SENSITIVITY_FLOOR * positive[len(positive) // 2]
+    need = [math.sqrt(t.count / max(sensitivity[t.name], floor)) for t in chosen]
+    median = sorted(need)[len(need) // 2]
+    if "max_error" in bound:
+        base = bound["max_error"]
+    else:
+        ranges = [Q.value_range(np.frombuffer(data, dtype=Q.uint_dtype(t.scheme, t.order), count=t.count,
+                                              offset=t.start).astype(Q.uint_dtype(t.scheme)), t.scheme)
+                  for t in chosen]
+        base = _relative(bound) * max(ranges)
+    limit = float(np.finfo(np.float64).max)
+    return chosen, [min(base * n / median, limit) if base > 0 else base for n in need]
+
+
+def _digest(sensitivity: dict[str, float]) -> str:
+    """SHA-256 of the sensitivities as canonical JSON (sorted keys): which allocation made a file."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(sensitivity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _relative(bound: dict) -> float:
     """The relative bound of a ``rel_error`` or ``quality`` spec: quality q means 2**-q."""
     return bound["rel_error"] if "rel_error" in bound else 2.0 ** -bound["quality"]
@@ -428,7 +504,7 @@ def _safetensors_tensors(data: memoryview, min_elements: int = MIN_ELEMENTS) -> 
         rows, cols = _matrix(shape)
         begin, end = 8 + n + offs[0], 8 + n + offs[1]
         if 8 + n <= begin and end <= len(data) and end - begin == rows * cols * _UNIT[sch]:
-            found.append((begin, end, _Tensor(begin, sch, "<", rows, cols)))
+            found.append((begin, end, _Tensor(begin, sch, "<", rows, cols, key)))
     out, pos = [], 0
     for begin, end, t in sorted(found):
         if begin >= pos and t.count >= max(min_elements, 1):  # overlapping or tiny tensors stay exact
