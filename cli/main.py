@@ -186,6 +186,46 @@ def cmd_decompress(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tokens(args: argparse.Namespace) -> int:
+    """``nctk tokens``: audio -> an EnCodec model's RVQ codes (.npy/.npz), or codes -> audio, by the input's suffix."""
+    from nctk.codec.audio import tokens
+
+    src = args.input
+    decoding = tokens.suffix(src) in tokens.TOKEN_SUFFIXES
+    out = args.output or os.path.splitext(src)[0] + (".wav" if decoding else ".npy")
+    if out == "-" or src == "-":
+        raise CliError("nctk tokens reads and writes named files (no stdin/stdout)")
+    if decoding and (args.kbps is not None or args.block_frames is not None):
+        raise CliError("--kbps and --block-frames apply when encoding audio, not when decoding tokens")
+    if tokens.suffix(out) not in (tokens.AUDIO_FORMATS if decoding else tokens.TOKEN_SUFFIXES):
+        want = ", ".join(tokens.AUDIO_FORMATS) if decoding else ".npy or .npz"
+        raise CliError(f"{out}: the output of {'decoding tokens' if decoding else 'encoding audio'} is {want}")
+    check_output(out, args.force)
+    shown = os.path.basename(src)
+    t0 = time.perf_counter()
+    with InputFile(src) as inp, Output(out, args.force) as dst:
+        check_not_input(out, inp.stat)
+        data = bytes(inp.read(args.max_input_size))
+        from nctk.codec.audio import encodec
+
+        with Progress(f"loading {os.path.basename(args.model)}"):
+            model = encodec.load(args.model)
+        if decoding:
+            with Progress(f"decoding {shown}"):
+                y, rate = tokens.decode(model, tokens.from_bytes(data, shown))
+                blob = tokens.audio_bytes(y, rate, tokens.suffix(out))
+            what = f"{y.shape[1] / rate:.2f} s of {y.shape[0]}-channel audio at {rate} Hz"
+        else:
+            x, rate = tokens.read_audio(data, shown)
+            with Progress(f"encoding {shown}"):
+                arrays = tokens.encode(model, x, rate, args.kbps, args.block_frames)
+                blob = tokens.to_bytes(arrays, tokens.suffix(out))
+            what = f"codes of shape {tuple(arrays['codes'].shape)}"
+        dst.commit(blob, source=inp.stat)
+    _say(args, f"{shown}: {what} in {time.perf_counter() - t0:.2f} s -> {out}")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     stdout = _stdout()
     with InputFile(args.file) as inp:
@@ -571,6 +611,27 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-f", "--force", action="store_true", help="replace an existing artifact in the export folder")
     t.add_argument("-q", "--quiet", action="store_true", help="print no progress")
     t.set_defaults(func=cmd_train)
+
+    tk = sub.add_parser("tokens", help="audio to an EnCodec model's RVQ codes (.npy/.npz) and back",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="examples:\n  nctk tokens speech.wav --model encodec_24khz.th --kbps 6 -o codes.npy\n"
+                               "  nctk tokens codes.npy --model encodec_24khz.th -o speech.wav\n\n"
+                               ".npy holds the codes alone: (n_q, frames), or (channels, n_q, frames) for a "
+                               "multichannel file\nthrough the mono model; .npz adds the original length and "
+                               "rate (and the 48 kHz model's\nsegment scales, which it needs). Encoding in "
+                               "blocks gives the same codes as the whole file.")
+    tk.add_argument("input", help="audio file (WAV, FLAC, OGG, ...) to encode, or a .npy/.npz token file to decode")
+    tk.add_argument("--model", required=True, metavar="CKPT",
+                    help="EnCodec checkpoint (.th/.pt loaded weights-only, or .safetensors)")
+    tk.add_argument("--kbps", type=_bound, metavar="K", help="bandwidth (the model's own: 1.5/3/6/12/24 at 24 kHz; "
+                                                           "default all codebooks)")
+    tk.add_argument("--block-frames", type=_positive, metavar="N",
+                    help="encode in blocks of N frames (bounded memory; the same codes as whole)")
+    tk.add_argument("-o", "--output", help="output file (default: INPUT with .npy, or .wav when decoding)")
+    tk.add_argument("--max-input-size", type=_size, metavar="SIZE", help=_MAX_INPUT)
+    tk.add_argument("-f", "--force", action="store_true", help=_FORCE)
+    tk.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    tk.set_defaults(func=cmd_tokens)
 
     k = sub.add_parser("codecs", help="list the registered codecs")
     k.add_argument("--json", action="store_true", help="machine-readable output")

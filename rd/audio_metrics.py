@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from nctk.codec.audio.resample import resample
 from nctk.entropy.errors import CodecError
 
 if TYPE_CHECKING:
@@ -72,16 +73,6 @@ def _check_rate(sample_rate: Any) -> int:
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
         raise CodecError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
     return sample_rate
-
-
-def _resample(x: np.ndarray, sample_rate: int, target: int) -> np.ndarray:
-    """``x`` at ``target`` Hz via ``scipy.signal.resample_poly`` (exact rational factor); unchanged if equal."""
-    if sample_rate == target:
-        return x
-    from scipy.signal import resample_poly
-
-    g = math.gcd(sample_rate, target)
-    return resample_poly(x, target // g, sample_rate // g)
 
 
 def align(ref: np.ndarray, test: np.ndarray, sample_rate: int,
@@ -136,7 +127,7 @@ def _visqol(mode: str, ref: np.ndarray, test: np.ndarray, sample_rate: int) -> f
     if not r.any():
         raise CodecError(f"visqol-{mode}: the reference is silent")
     try:
-        return float(api.measure_from_arrays(_resample(r, sr, rate), _resample(t, sr, rate), rate).moslqo)
+        return float(api.measure_from_arrays(resample(r, sr, rate), resample(t, sr, rate), rate).moslqo)
     except (ValueError, IndexError, ZeroDivisionError) as e:  # too short for one analysis patch, and the like
         raise CodecError(f"visqol-{mode} failed on a {len(r) / sr:.2f} s clip: {e}") from e
 
@@ -172,7 +163,7 @@ def pesq_wb(ref: np.ndarray, test: np.ndarray, sample_rate: int) -> float:
     if not r.any():
         raise CodecError("pesq-wb: the reference is silent")
     try:
-        return float(pesq(PESQ_RATE, _resample(r, sr, PESQ_RATE), _resample(t, sr, PESQ_RATE), "wb"))
+        return float(pesq(PESQ_RATE, resample(r, sr, PESQ_RATE), resample(t, sr, PESQ_RATE), "wb"))
     except PesqError as e:  # no utterances found, buffer too short
         raise CodecError(f"pesq-wb failed on a {len(r) / sr:.2f} s clip: {type(e).__name__}: {e}") from e
 
@@ -235,7 +226,7 @@ def log_mel_distance(ref: np.ndarray, test: np.ndarray, sample_rate: int) -> flo
     """
     r, t = _pair(ref, test)
     sr = _check_rate(sample_rate)
-    return float((_log_mel(_resample(r, sr, STUDY_RATE)) - _log_mel(_resample(t, sr, STUDY_RATE))).abs().mean())
+    return float((_log_mel(resample(r, sr, STUDY_RATE)) - _log_mel(resample(t, sr, STUDY_RATE))).abs().mean())
 
 
 LSD_FFT = 2048  # 11.7 Hz bins at 24 kHz: speech harmonics (F0 >= 80 Hz) are resolved, unlike on the mel scale
@@ -260,7 +251,7 @@ def lsd_4k(ref: np.ndarray, test: np.ndarray, sample_rate: int) -> float:
         s = torch.stft(torch.from_numpy(x.astype(np.float64)), LSD_FFT, 256, window=win, return_complex=True).abs()
         return torch.log10(s[: int(LSD_TOP_HZ * LSD_FFT / STUDY_RATE) + 1].clamp_min(1e-5))
 
-    return float((spec(_resample(r, sr, STUDY_RATE)) - spec(_resample(t, sr, STUDY_RATE))).abs().mean())
+    return float((spec(resample(r, sr, STUDY_RATE)) - spec(resample(t, sr, STUDY_RATE))).abs().mean())
 
 
 _FUNCTIONS = {
