@@ -289,9 +289,12 @@ def golden_grey_png() -> bytes:
     return file_bytes(((i * 7 + j * j) % 256).astype(np.uint8), "PNG")
 
 
+# Made with plain rounding (rdoq=0: the encoder before rate-distortion optimised quantisation), and with it.
 GOLDEN_CASES = {
-    "image_wavelet_rgb40x70_q4.nctk": lambda c: c.encode(golden_image(), quality=4),
-    "image_wavelet_grey33x17_step200.nctk": lambda c: c.encode(FileItem(golden_grey_png(), "grey.png"), step=200),
+    "image_wavelet_rgb40x70_q4.nctk": lambda: ImageWavelet(TEST_MODEL, rdoq=0).encode(golden_image(), quality=4),
+    "image_wavelet_grey33x17_step200.nctk": lambda: ImageWavelet(TEST_MODEL, rdoq=0).encode(
+        FileItem(golden_grey_png(), "grey.png"), step=200),
+    "image_wavelet_rgb40x70_q4_rdoq.nctk": lambda: ImageWavelet(TEST_MODEL).encode(golden_image(), quality=4),
 }
 GOLDEN_PIXELS = GOLDEN / "image_wavelet_pixels.json"  # sha256 of each golden file's decoded pixels
 
@@ -299,11 +302,42 @@ GOLDEN_PIXELS = GOLDEN / "image_wavelet_pixels.json"  # sha256 of each golden fi
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
 def test_golden_bitstreams(test_codec, name):
     golden = (GOLDEN / name).read_bytes()
-    enc = GOLDEN_CASES[name](test_codec)
+    enc = GOLDEN_CASES[name]()
     assert container.dumps(enc.header, enc.sections) == golden, "encoder output changed: see the module docstring"
     box = container.loads(golden)
     px = test_codec.decode_pixels(Encoded(box.header, list(box.sections.values())))
     assert hashlib.sha256(px.tobytes()).hexdigest() == json.loads(GOLDEN_PIXELS.read_text())[name]
+
+
+def test_rdoq_trades_distortion_for_bits_and_never_changes_decoding(test_codec):
+    """Rate-distortion optimised quantisation is the encoder's choice alone: files with and without it decode
+    with the same decoder; it makes the file smaller at a small cost in PSNR, and rdoq=0 is plain rounding."""
+    img = natural(48, 64, seed=11)
+    plain, rdoq = ImageWavelet(TEST_MODEL, rdoq=0), ImageWavelet(TEST_MODEL, rdoq=0.1)
+    a, b = plain.encode(img, quality=4), rdoq.encode(img, quality=4)
+    size = lambda e: container.size(e.header, e.sections)  # noqa: E731
+    assert size(b) < size(a)
+    pa, pb = test_codec.decode_pixels(a), test_codec.decode_pixels(b)
+    assert psnr(img, pb) < psnr(img, pa) and psnr(img, pb) > psnr(img, pa) - 3
+    assert np.array_equal(rdoq.decode_pixels(b), pb)
+    for bad in (-1.0, float("nan"), float("inf"), "0.1"):
+        with pytest.raises(CodecError, match="rdoq"):
+            ImageWavelet(TEST_MODEL, rdoq=bad)
+
+
+def test_rdoq_moves_an_index_only_when_it_pays():
+    from nctk.codec.image.wavelet import rdoq, table_bits
+    from nctk.entropy.tables import Tables, categorical
+
+    tables = Tables([categorical(np.array([0.05, 0.15, 0.6, 0.15, 0.05]), offset=-2, escape_prob=1e-4)])
+    units = np.array([0.55, 0.9, -0.52, 1.5, 2.45, 0.0, 7.0])
+    q = np.round(units).astype(np.int64)
+    idx, base = np.zeros(len(q), np.int32), np.zeros(len(q), np.int64)
+    out = rdoq(q, units, idx, base, tables, 0.2)
+    j = lambda v: (units - v) ** 2 + 0.2 * table_bits(tables, idx, v - base)  # noqa: E731
+    assert (j(out) <= j(q)).all() and (np.abs(out - q) <= 1).all() and (np.abs(out) <= np.abs(q)).all()
+    assert out[0] == 0 and out[1] == 1 and out[5] == 0  # 0.55 goes to 0; 0.9 stays; zero stays
+    assert np.array_equal(rdoq(q, units, idx, base, tables, 0.0), q)
 
 
 # -------------------------------------------------------------------------------------------------------- CLI
@@ -334,7 +368,7 @@ if __name__ == "__main__" and "--write" in sys.argv:
     codec = ImageWavelet(TEST_MODEL)
     hashes = {}
     for name, make in GOLDEN_CASES.items():
-        enc = make(codec)
+        enc = make()
         blob = container.dumps(enc.header, enc.sections)
         (GOLDEN / name).write_bytes(blob)
         box = container.loads(blob)

@@ -41,10 +41,16 @@ from nctk.codec.registry import MAX_CHUNK_SIZE, Encoded, FileItem, base_header, 
 from nctk.entropy.coder import DEFAULT_CHUNK, chunk_counts, decode_chunks, encode_chunks
 from nctk.entropy.container import Section
 from nctk.entropy.errors import CodecError, FormatError, LimitError, NctkError
+from nctk.entropy.tables import Tables
 
 __all__ = ["MODEL_ID", "ImageWavelet"]
 
 MODEL_ID = "image-wavelet-1"  # the shipped model new files are encoded with
+# Encoder-side rate-distortion optimised quantisation: an index moves one step toward zero when that saves more
+# than RDOQ_LAMBDA squared steps of error per bit. Tuned on the 8 held-out training images (BSDS500/SUN, never
+# Kodak) with image-wavelet-1: BD-rate (PSNR) against plain rounding -4.7% at 0.035, -5.7% at 0.06, -5.8% at 0.08,
+# -5.2% at 0.1155 (2 ln 2 / 12, the high-rate slope), -1.5% at 0.2.
+RDOQ_LAMBDA = 0.08
 Q_MAX = 1 << 20  # largest index magnitude a file may hold (honest encoders stay far below)
 SECTIONS = tuple(f"{name}.{p}" for name, _, _ in GROUPS for p in (0, 1))
 
@@ -57,12 +63,16 @@ class ImageWavelet:
     extensions, description = WAVELET.extensions, WAVELET.description
 
     def __init__(self, model: str | os.PathLike | None = None, chunk_size: int = DEFAULT_CHUNK,
-                 backend: str = "numba"):
+                 backend: str = "numba", rdoq: float = RDOQ_LAMBDA):
         """``model``: a model artifact folder to use instead of the shipped :data:`MODEL_ID` (files made with it
-        decode only with it); ``backend``: ``"numba"`` or ``"reference"`` context inference (same results)."""
+        decode only with it); ``backend``: ``"numba"`` or ``"reference"`` context inference (same results);
+        ``rdoq``: the encoder's rate-distortion trade-off in squared steps per bit (0: plain rounding). Decoding
+        never depends on it."""
         if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
             raise CodecError(f"chunk_size must be in 1..{MAX_CHUNK_SIZE}")
-        self.chunk_size, self.backend = chunk_size, backend
+        if not (isinstance(rdoq, (int, float)) and math.isfinite(rdoq) and rdoq >= 0):
+            raise CodecError(f"rdoq must be a finite number >= 0, not {rdoq!r}")
+        self.chunk_size, self.backend, self.rdoq = chunk_size, backend, float(rdoq)
         self._folder = None if model is None else Path(model)
         self._models: dict[str, Model] = {}  # by digest
         self._default: Model | None = None
@@ -140,14 +150,22 @@ class ImageWavelet:
         model = self.model()
         h, w, c = px.shape
         ll, details = analysis(colour_forward(pad(px)))
-        bands = {"ll": quantise(ll, low_steps(d))}
+        coeffs = {"ll": (ll, low_steps(d))}
         for k in range(1, LEVELS + 1):
-            bands[f"l{k}"] = quantise(np.concatenate(details[k - 1], axis=-3), detail_steps(d, k))
+            coeffs[f"l{k}"] = (np.concatenate(details[k - 1], axis=-3), detail_steps(d, k))
+        bands = {name: quantise(c, steps) for name, (c, steps) in coeffs.items()}
         lanes = 1  # passes decode one after another: more lanes would buy little speed for 8 bytes each per pass
         sections: list[Section] = []
 
         def visit(section: str, q: np.ndarray, chans: list[int], sel: np.ndarray, idx: np.ndarray,
                   base: np.ndarray) -> None:
+            if self.rdoq > 0:  # before coding, and in place: later passes' contexts see the chosen indices
+                c, steps = coeffs[section.split(".")[0]]
+                units = (c[chans][:, sel] * (65536.0 / steps[chans].astype(np.float64)[:, None])).reshape(-1)
+                chosen = rdoq(q[chans][:, sel].reshape(-1), units, idx, base, model.tables, self.rdoq)
+                sub = q[chans]
+                sub[:, sel] = chosen.reshape(len(chans), -1)
+                q[chans] = sub
             sym = q[chans][:, sel].reshape(-1) - base
             chunks = encode_chunks(sym.astype(np.int32), idx, model.tables, chunk_size=self.chunk_size, lanes=lanes)
             sections.append(Section(section, chunks, chunk_counts(len(sym), self.chunk_size)))
@@ -244,6 +262,30 @@ class ImageWavelet:
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def table_bits(tables: Tables, idx: np.ndarray, sym: np.ndarray) -> np.ndarray:
+    """Bits each symbol costs under its table (escapes: the escape entry plus their raw bits)."""
+    t = idx.astype(np.int64)
+    off, size, start = tables.offsets[t], tables.sizes[t], tables.starts[t]
+    v = sym.astype(np.int64) - off
+    inside = (v >= 0) & (v < size)
+    f = tables.freqs[start + np.where(inside, v, size)].astype(np.float64)
+    bits = tables.precision - np.log2(f)
+    if not inside.all():  # escapes: 6 length bits, then the magnitude's bits (docs/FORMAT.md)
+        u = np.where(v >= size, 2 * (v - size), 2 * (-1 - v) + 1)
+        bits = bits + np.where(inside, 0.0, 6.0 + np.log2(np.maximum(u, 1).astype(np.float64)))
+    return bits
+
+
+def rdoq(q: np.ndarray, units: np.ndarray, idx: np.ndarray, base: np.ndarray, tables: Tables,
+         lam: float) -> np.ndarray:
+    """Indices ``q`` (rounded) of coefficients ``units`` (in steps), each moved one step toward zero where
+    ``(units - q')**2 + lam * bits(q')`` is smaller: encoder-side only, any choice decodes."""
+    toward = q - np.sign(q)
+    j0 = (units - q) ** 2 + lam * table_bits(tables, idx, q - base)
+    j1 = (units - toward) ** 2 + lam * table_bits(tables, idx, toward - base)
+    return np.where((q != 0) & (j1 < j0), toward, q)
 
 
 def _traverse(model: Model, d: int, channels: int, bands: dict[str, np.ndarray], visit, backend: str) -> np.ndarray:
