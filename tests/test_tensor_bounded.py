@@ -406,6 +406,19 @@ def test_tight_bounds_store_low_bits_raw_and_stay_below_exact_size(dtype, qualit
         assert recs[0]["shift"] > 0 and container.loads(blob).header["codec_version"] == 2
 
 
+def test_low_bits_of_large_tensors_come_in_chunks_of_chunk_size_values():
+    x = np.random.default_rng(5).normal(0, 1, (50, 100)).astype(np.float32)
+    codec = TensorBounded(chunk_size=1000)
+    enc = codec.encode(x, quality=20)
+    low = next(s for s in enc.sections if s.name == "low")
+    assert list(low.counts) == [1000] * 5 and enc.header["codec_version"] == 2
+    assert_within(x, codec.decode(enc), 2.0**-20 * float(np.ptp(x.astype(np.float64))))
+    rechunked = [container.Section(s.name, [s.chunks[0] + s.chunks[1], *s.chunks[2:]], [2000, *s.counts[2:]])
+                 if s.name == "low" else s for s in enc.sections]
+    with pytest.raises(FormatError, match="low section"):
+        codec.decode(Encoded(enc.header, rechunked))
+
+
 # ------------------------------------------------------------------------------------------- golden
 
 

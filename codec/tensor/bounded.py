@@ -169,10 +169,12 @@ class TensorBounded:
         return self._assemble("file", item.name, fmt, len(data), bound, inner, coded)
 
     def _code_tensors(self, data: memoryview, skeleton: bytearray, tensors: list[_Tensor],
-                      bound: dict, bounds: list[float] | None = None) -> list[tuple[dict, np.ndarray, tuple]]:
+                      bound: dict, bounds: list[float] | None = None,
+                      ) -> list[tuple[dict, np.ndarray, tuple, np.ndarray | None]]:
         """Quantise each tensor, zero its quantised elements in ``skeleton``; per coded tensor its record,
-        residuals and table plan. ``bounds``: each tensor's own absolute bound (else from ``bound``). A tensor
-        that would take more bits coded than stored exactly (estimates of both) stays exact."""
+        residuals (their high parts under a shift), table plan and raw low bits (None without a shift).
+        ``bounds``: each tensor's own absolute bound (else from ``bound``). A tensor that would take more bits
+        coded than stored exactly (estimates of both) stays exact."""
         out = []
         skel = np.frombuffer(skeleton, dtype=np.uint8)
         for i, t in enumerate(tensors):
@@ -237,9 +239,11 @@ class TensorBounded:
             sections += [Section("tensors", [blob], [len(coded)]),
                          Section("tables", [tables.to_bytes()], [len(tables)]),
                          Section("indices", chunks, counts)]
-            if shifted:
-                sections.append(Section("low", [fields.pack(c[3], c[0]["shift"]) for c in shifted],
-                                        [c[3].size for c in shifted]))
+            if shifted:  # each shifted record's low bits in chunks of chunk_size values
+                step = self.chunk_size
+                sections.append(Section("low", [fields.pack(c[3][a : a + step], c[0]["shift"]) for c in shifted
+                                                for a in range(0, c[3].size, step)],
+                                        [n for c in shifted for n in chunk_counts(c[3].size, step)]))
         return Encoded(header, sections)
 
     # ----------------------------------------------------------------------------------- decoding
@@ -303,7 +307,7 @@ class TensorBounded:
 
     def _decode_tensors(self, enc: Encoded, buf: np.ndarray, lanes: int, chunk_size: int, version: int) -> None:
         records = _parse_records(enc.section("tensors"), buf.size, version)
-        low = _low_bits(enc, records)
+        low = _low_bits(enc, records, chunk_size)
         tsec, isec = enc.section("tables"), enc.section("indices")
         if len(tsec.chunks) != 1 or tsec.counts[0] != len(records):
             raise FormatError(f"tables section must be one chunk of {len(records)} tables")
@@ -645,19 +649,26 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _low_bits(enc: Encoded, records: list[tuple[_Tensor, dict]]) -> Iterator[np.ndarray]:
-    """The raw low bits of each record with a shift, in record order (validated against the records)."""
+def _low_bits(enc: Encoded, records: list[tuple[_Tensor, dict]], chunk_size: int) -> Iterator[np.ndarray]:
+    """The raw low bits of each record with a shift, in record order (the chunk layout validated first)."""
     shifted = [(t, rec["shift"]) for t, rec in records if rec["shift"]]
     if not shifted:
         if any(s.name == "low" for s in enc.sections):
             raise FormatError("low section present but no record has a shift")
         return iter(())
     sec = enc.section("low")
-    if [int(c) for c in sec.counts] != [t.count for t, _ in shifted]:
+    layout = [chunk_counts(t.count, chunk_size) for t, _ in shifted]
+    if [int(c) for c in sec.counts] != [n for counts in layout for n in counts]:
         raise FormatError(f"low section holds chunks of {list(sec.counts)[:8]} values; the records need "
-                          f"{[t.count for t, _ in shifted][:8]}")
-    return (fields.unpack(chunk, t.count, s).astype(np.int64) for chunk, (t, s) in zip(sec.chunks, shifted,
-                                                                                     strict=True))
+                          f"{[n for counts in layout for n in counts][:8]}")
+
+    def parts() -> Iterator[np.ndarray]:
+        i = 0
+        for (_, s), counts in zip(shifted, layout, strict=True):
+            yield np.concatenate([fields.unpack(sec.chunks[i + k], n, s).astype(np.int64)
+                                  for k, n in enumerate(counts)]) if counts else np.zeros(0, np.int64)
+            i += len(counts)
+    return parts()
 
 
 def _parse_records(sec: Section, size: int, version: int = 1) -> list[tuple[_Tensor, dict]]:
