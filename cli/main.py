@@ -424,6 +424,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# Spelled out (building it from nctk.rd.baselines would import that package for every command's --help);
+# tests/test_rd_cli.py checks it names every rd codec.
+RD_CODEC_HELP = ("comma-separated codec ids of one kind of data (`nctk rd --list` shows them): images jpeg-420, "
+                 "jpeg-444, webp, jpeg2000, avif, jpegxl, image-wavelet; audio opus, vorbis, mp3, flac; tensors "
+                 "zstd-3, zstd-19, zipnn, pcodec, blosc2, zfp-accuracy, zfp-rate, sz3, tensor-lossless, tensor-bounded")
+
 # What `nctk rd` tabulates and compares with --compare anchors when --metric is not given.
 DEFAULT_RD_METRIC = {"image": "psnr-rgb", "audio": "visqol-speech", "tensor": "psnr-range"}
 _RATE_MODALITY = {"bpp": "image", "kbps": "audio", "bits_per_value": "tensor"}
@@ -550,10 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
                "Results follow CompressAI's JSON schema (rate and metric lists averaged over files per quality),\n"
                "with per-file points under \"per_file\". Rates: bpp (images), kbps (audio), bits_per_value\n"
                "(tensors). BD figures: piecewise cubic (pchip) Bjontegaard deltas.")
-    r.add_argument("--codec", help="comma-separated codec ids of one kind of data (`nctk rd --list` shows them): "
-                                   "images jpeg-420, jpeg-444, webp, jpeg2000, avif, jpegxl; audio opus, vorbis, mp3, "
-                                   "flac; tensors zstd-3, zstd-19, zipnn, pcodec, blosc2, zfp-accuracy, zfp-rate, "
-                                   "sz3, tensor-lossless")
+    r.add_argument("--codec", help=RD_CODEC_HELP)
     r.add_argument("--list", action="store_true", help="list the rd codecs and whether each can run here")
     r.add_argument("--data", nargs="+", metavar="PATH", help="input files and/or folders of them")
     r.add_argument("--quality", nargs="+", type=int, metavar="Q", help="quality points (default: each codec's sweep)")

@@ -128,3 +128,11 @@ def test_an_interrupted_sweep_says_where_its_items_are_and_resumes(images: Path,
     monkeypatch.setattr(rdimages, "measure", measure)
     assert main(args) == 0
     assert f"3 of 4 items came from the cache ({tmp_path / 'c'})" in capsys.readouterr().err
+
+
+def test_the_codec_help_names_every_rd_codec():
+    from nctk.cli.main import RD_CODEC_HELP
+    from nctk.rd.baselines import BASELINES
+
+    named = {w.strip(",;") for w in RD_CODEC_HELP.split()}
+    assert set(BASELINES) <= named, sorted(set(BASELINES) - named)
