@@ -208,6 +208,8 @@ class NctkImageCodec:
         codec = registry.get(self.id)
         model = codec.model() if hasattr(codec, "model") else None  # the digest pins the weights and tables
         pinned = f", model {getattr(model, 'digest', '?')[:16]}" if model is not None else ""
+        if getattr(codec, "rdoq", None) is not None:  # an encoder setting: same decoder, other bytes
+            pinned += f", rdoq {codec.rdoq:g}"
         return f"nctk {_nctk_version()} ({self.id} v{codec.version}{pinned})"
 
     def encode(self, img: np.ndarray, quality: int) -> bytes:
