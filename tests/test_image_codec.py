@@ -325,6 +325,19 @@ def test_rdoq_trades_distortion_for_bits_and_never_changes_decoding(test_codec):
             ImageWavelet(TEST_MODEL, rdoq=bad)
 
 
+@needs_model
+def test_files_of_the_earlier_shipped_model_still_decode():
+    from nctk.codec.artifacts import shipped
+
+    assert {"image-wavelet-1", MODEL_ID} <= set(shipped())
+    img = natural(40, 56, seed=12)
+    old = ImageWavelet(ROOT / "assets" / "models" / "image-wavelet-1")
+    enc = old.encode(img, quality=5)
+    assert enc.header["model"]["id"] == "image-wavelet-1"
+    blob = container.dumps(enc.header, enc.sections)
+    assert np.array_equal(nctk.decompress(blob), old.decode_pixels(enc))
+
+
 def test_rdoq_moves_an_index_only_when_it_pays():
     from nctk.codec.image.wavelet import rdoq, table_bits
     from nctk.entropy.tables import Tables, categorical
