@@ -405,6 +405,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     """``nctk train image``: train image-wavelet's context model with checkpoints; ``--export`` writes its artifact."""
     if not args.data and not args.export:
         raise CliError("nctk train image needs --data (to train) and/or --export (to write the model artifact)")
+    if args.export and not args.model_id:
+        raise CliError("--export needs --model-id ID: a new id (files record the model they were made with, so a "
+                       "shipped id must never name other weights)")
     import torch
 
     from nctk.train import image as trainer
@@ -609,7 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "lose much when cores are shared)")
     t.add_argument("--export", action="store_true",
                    help="write the best checkpoint (else the last) as an integer model artifact")
-    t.add_argument("--model-id", default="image-wavelet-1", metavar="ID", help="artifact id (default image-wavelet-1)")
+    t.add_argument("--model-id", metavar="ID",
+                   help="artifact id, needed with --export: a new one (e.g. image-wavelet-3): files name their model")
     t.add_argument("--export-dir", metavar="DIR", help="artifact folder (default: assets/models/ID of this install)")
     t.add_argument("-f", "--force", action="store_true", help="replace an existing artifact in the export folder")
     t.add_argument("-q", "--quiet", action="store_true", help="print no progress")

@@ -139,6 +139,8 @@ def test_cli_train_and_export(images, tmp_path):
     p = cli("--data", str(images), "--out", str(tmp_path / "ck"), "--minutes", "0.01")
     assert p.returncode == 0, p.stderr
     assert "held out" in p.stderr and (tmp_path / "ck" / "last" / "state.json").is_file()
+    p = cli("--out", str(tmp_path / "ck"), "--export", "--export-dir", str(tmp_path / "art"))
+    assert p.returncode == 1 and "--model-id" in p.stderr and not (tmp_path / "art").exists()
     p = cli("--out", str(tmp_path / "ck"), "--export", "--model-id", "image-wavelet-cli",
             "--export-dir", str(tmp_path / "art"))
     assert p.returncode == 0, p.stderr
