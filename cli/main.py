@@ -594,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="examples:\n  nctk train image --data ../shared/data/images/bsds500 "
                               "../shared/data/images/sunhays40 --out ckpt/ --minutes 60\n"
                               "  nctk train image --data ... --out ckpt/ --minutes 60 --resume\n"
-                              "  nctk train image --out ckpt/ --export --model-id image-wavelet-2\n\n"
+                              "  nctk train image --out ckpt/ --export --model-id image-wavelet-3\n\n"
                               "Checkpoints go to CKPT_DIR/last (every --checkpoint-minutes and on exit, Ctrl-C "
                               "included) and\nCKPT_DIR/best (lowest rate on the ~5% of images held out by "
                               "file-name hash). Never train on Kodak.")
