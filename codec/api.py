@@ -184,8 +184,6 @@ def _encode(obj: Any, codec: str | None, quality: float | None, name: str | None
                          f"codec={ERROR_BOUNDED!r}")
     if target is not None:
         return rate_control.encode_to_target(chosen, item, target, options)
-    if not bounds and not options:
-        return chosen.encode(item, quality=quality)
     return chosen.encode(item, quality=quality, **bounds, **options)
 
 
