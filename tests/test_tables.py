@@ -20,6 +20,39 @@ def test_quantize_pmf_valid(pmf, precision):
     assert f.min() >= 1 and int(f.sum()) == 1 << precision
 
 
+def _quantize_pmf_one_round_at_a_time(p: np.ndarray, precision: int) -> np.ndarray:
+    """The definition quantize_pmf's shortcuts must reproduce: rounding, then rounds of +1 (or -1) for the
+    entries that gain most (lose least), each round a full stable sort (ties to the lowest index)."""
+    m, n = 1 << precision, len(p)
+    p = p / p.sum() if p.sum() > 0 else np.full(n, 1.0 / n)
+    f = np.maximum(1, np.rint(p * m)).astype(np.int64)
+    diff, idx = m - int(f.sum()), np.arange(n)
+    while diff != 0:
+        if diff > 0:
+            take = np.lexsort((idx, -(p * np.log2((f + 1) / f))))[: min(diff, n)]
+            f[take] += 1
+            diff -= len(take)
+        else:
+            movable = f > 1
+            loss = np.where(movable, p * np.log2(f / np.maximum(f - 1, 1)), np.inf)
+            take = np.lexsort((idx, loss))[: min(-diff, int(movable.sum()))]
+            f[take] -= 1
+            diff += len(take)
+    return f.astype(np.uint32)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 600), st.integers(10, 16), st.sampled_from(["uniform", "sparse", "peaked", "ties", "spike"]),
+       st.integers(0, 2**32 - 1))
+def test_quantize_pmf_equals_its_one_round_at_a_time_definition(n, precision, kind, seed):
+    rng = np.random.default_rng(seed)
+    p = {"uniform": lambda: rng.random(n), "sparse": lambda: rng.geometric(0.01, n) * (rng.random(n) < 0.1),
+         "peaked": lambda: np.exp(-np.abs(np.arange(n) - n / 2) / rng.uniform(0.5, 50)),
+         "ties": lambda: rng.integers(0, 3, n), "spike": lambda: np.where(np.arange(n) == n // 2, 1e6, 1.0)}[kind]()
+    p = np.asarray(p, dtype=np.float64)
+    assert np.array_equal(quantize_pmf(p, precision), _quantize_pmf_one_round_at_a_time(p, precision))
+
+
 def test_quantize_pmf_is_optimal_on_small_alphabets():
     rng = np.random.default_rng(0)
     m = 32
