@@ -159,14 +159,15 @@ class ImageWavelet:
 
         def visit(section: str, q: np.ndarray, chans: list[int], sel: np.ndarray, idx: np.ndarray,
                   base: np.ndarray) -> None:
+            sub = q[chans]
+            cur = sub[:, sel].reshape(-1)
             if self.rdoq > 0:  # before coding, and in place: later passes' contexts see the chosen indices
                 c, steps = coeffs[section.split(".")[0]]
                 units = (c[chans][:, sel] * (65536.0 / steps[chans].astype(np.float64)[:, None])).reshape(-1)
-                chosen = rdoq(q[chans][:, sel].reshape(-1), units, idx, base, model.tables, self.rdoq)
-                sub = q[chans]
-                sub[:, sel] = chosen.reshape(len(chans), -1)
+                cur = rdoq(cur, units, idx, base, model.tables, self.rdoq)
+                sub[:, sel] = cur.reshape(len(chans), -1)
                 q[chans] = sub
-            sym = q[chans][:, sel].reshape(-1) - base
+            sym = cur - base
             chunks = encode_chunks(sym.astype(np.int32), idx, model.tables, chunk_size=self.chunk_size, lanes=lanes)
             sections.append(Section(section, chunks, chunk_counts(len(sym), self.chunk_size)))
 
